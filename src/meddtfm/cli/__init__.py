@@ -1,0 +1,1 @@
+"""The ``meddtfm`` command line."""

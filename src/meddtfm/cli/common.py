@@ -1,0 +1,45 @@
+"""Options every subcommand shares: ``--config``, repeatable ``--set key.path=value``, ``--out``, ``--seed``."""
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from ..config import Config, ConfigError, load_config, save_config
+
+
+def run_options(default_out: str) -> Callable:
+    """Decorate a click command with the shared options; it receives ``cfg: Config`` and ``out: Path``."""
+
+    def decorate(fn: Callable) -> Callable:
+        @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                      help="YAML config file (see configs/).")
+        @click.option("--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+                      help="Override one config value, e.g. --set data.root=/data/isic (repeatable).")
+        @click.option("--seed", type=int, default=None, help="Seed for data order, augmentation and model init.")
+        @click.option("--out", type=click.Path(file_okay=False), default=default_out, show_default=True,
+                      help="Output folder; the resolved config is written there as config.yaml.")
+        @functools.wraps(fn)
+        def wrapper(config_path: str | None, overrides: tuple[str, ...], seed: int | None, out: str, **kwargs):
+            try:
+                cfg = load_config(config_path, overrides, seed)
+            except ConfigError as err:
+                raise click.UsageError(str(err)) from err
+            out_dir = Path(out)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, out_dir / "config.yaml")
+            return fn(cfg=cfg, out=out_dir, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+__all__ = ["Config", "run_options", "setup_logging"]

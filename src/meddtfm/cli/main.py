@@ -1,0 +1,18 @@
+"""Entry point: ``meddtfm [--verbose] COMMAND ...``."""
+from __future__ import annotations
+
+import click
+
+from .common import setup_logging
+from .data import data
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.version_option(package_name="meddtfm")
+def cli(verbose: bool) -> None:
+    """Med-DT-FM: conditional medical image synthesis by flow matching with multi-scale distillation."""
+    setup_logging(verbose)
+
+
+cli.add_command(data)
