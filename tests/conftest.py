@@ -4,6 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+# The suite's models are tiny and overhead-bound: one intra-op thread avoids OpenMP spin-waits on
+# a 2-core machine (measured: a tiny U-KAN forward took up to 2.5 s with 2 threads under load, 10 ms with 1).
+torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

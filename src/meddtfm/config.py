@@ -67,11 +67,62 @@ class DataConfig:
 
 
 @dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping shared by every training command (``data.batch_size`` is per device)."""
+
+    steps: int = 20000
+    max_minutes: float = 0.0  # wall-clock budget per run (equal-budget comparisons); 0: none
+    lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # the paper's Adam
+    weight_decay: float = 0.0
+    warmup_steps: int = 500
+    grad_clip: float = 1.0  # max global grad norm; 0 disables
+    grad_accumulation: int = 1
+    ema_decay: float = 0.999
+    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    compile: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    log_every: int = 50
+    val_every: int = 1000
+    sample_every: int = 1000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.grad_accumulation < 1:
+            raise ConfigError("train.steps and train.grad_accumulation must be >= 1")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay={self.ema_decay} must lie in [0, 1)")
+        if len(self.betas) != 2:
+            raise ConfigError(f"train.betas={self.betas} must be two numbers")
+
+
+@dataclass
+class EncoderConfig:
+    """The segmentation networks: U-KAN (the distillation teacher) or MONAI U-Net (the evaluation segmenter)."""
+
+    model: str = "ukan"  # ukan | unet
+    widths: list[int] = field(default_factory=lambda: [32, 64, 256, 320, 512])  # U-KAN: 3 conv + 2 token stages
+    unet_features: list[int] = field(default_factory=lambda: [32, 32, 64, 128, 256, 32])  # MONAI BasicUNet
+    kan_grid_size: int = 5
+    kan_spline_order: int = 3
+    drop_path: float = 0.1
+    dice_weight: float = 1.0
+    ce_weight: float = 1.0
+    checkpoint: str | None = None  # a pretrained teacher (pretrain-encoder's best.safetensors)
+
+    def __post_init__(self) -> None:
+        _check_choice("encoder.model", self.model, ("ukan", "unet"))
+
+
+@dataclass
 class Config:
     """The whole run: one seed, one dataset, and the sections the subcommands add."""
 
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), seed: int | None = None) -> Config:

@@ -5,6 +5,7 @@ import click
 
 from .common import setup_logging
 from .data import data
+from .train import pretrain_encoder
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,3 +17,4 @@ def cli(verbose: bool) -> None:
 
 
 cli.add_command(data)
+cli.add_command(pretrain_encoder)

@@ -59,7 +59,7 @@ def inspect_dataset(cfg: Config, out: Path, grid_size: int = 16, limit: int = 0)
     ch_min, ch_max = np.full(n_ch, np.inf), np.full(n_ch, -np.inf)
     present, pixels = np.zeros(n_cls), np.zeros(n_cls)
     labels, captions, skipped = Counter(), [], []
-    n_pix = n_read = n_masked = 0
+    n_read = n_masked = 0
     for split, ds in splits.items():
         labels.update(f"{split}/{r.label or 'unlabelled'}" for r in ds.records)
         probe: Dataset = _Probe(ds)

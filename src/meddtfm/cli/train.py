@@ -1,0 +1,44 @@
+"""``meddtfm pretrain-encoder``: stage 1, the segmenters."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from ..config import Config
+from .common import run_options
+
+
+def _resume_option(fn):
+    fn = click.option("--resume", "resume", type=click.Path(dir_okay=False, exists=True), default=None,
+                      help="Training state to resume from (default: the newest in OUT/checkpoints, if any).")(fn)
+    return click.option("--fresh", is_flag=True, help="Ignore checkpoints already in OUT/checkpoints.")(fn)
+
+
+@click.command("pretrain-encoder")
+@run_options(default_out="runs/encoder")
+@click.option("--model", type=click.Choice(["ukan", "unet"]), default=None,
+              help="ukan: the distillation teacher (default); unet: MONAI BasicUNet, the independent evaluation segmenter.")
+@_resume_option
+def pretrain_encoder(cfg: Config, out: Path, model: str | None, resume: str | None, fresh: bool) -> None:
+    """Train a segmenter on the dataset's masks (Dice + BCE), validate per class, keep OUT/best.safetensors."""
+    from ..data import build_dataset
+    from ..training.distributed import init_distributed
+    from ..training.loop import train
+    from ..training.segmentation import SegmentationTask
+    from .common import seed_everything
+
+    if model is not None:
+        cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, model=model))
+    seed_everything(cfg.seed)
+    env = init_distributed(cfg.train.device)
+    train_set, val_set = build_dataset(cfg.data, "train", cfg.seed), build_dataset(cfg.data, "val", cfg.seed)
+    if fresh:
+        for old in (out / "checkpoints").glob("step_*.pt"):
+            old.unlink()
+    result = train(SegmentationTask(cfg, train_set), cfg, train_set, val_set if len(val_set) else None, env, out,
+                   resume=Path(resume) if resume else None)
+    if env.is_main:
+        click.echo(f"trained {cfg.encoder.model} for {result.step} steps; best val mean Dice {result.best}; "
+                   f"weights: {out / 'best.safetensors'}")

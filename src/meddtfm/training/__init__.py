@@ -1,0 +1,1 @@
+"""Training machinery shared by every model: the loop, checkpoints, logs, distributed helpers."""
