@@ -1,0 +1,167 @@
+"""Helpers shared by the file-based loaders: listing, pixel conversion, masks, CSVs and a JSON scan cache.
+
+The scan cache lives in ``$MEDDTFM_CACHE`` (default ``~/.cache/meddtfm``), never in a data root.
+An entry is addressed by a ``kind`` and a JSON-serialisable ``key`` (typically the data root and
+``file_signature`` of the files it was computed from), so any change to those files misses the cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..config import DataConfig
+from .errors import BadSampleError
+from .io import binary_mask, check_labels, check_same_size, read_image
+
+if TYPE_CHECKING:
+    from .base import MedicalDataset
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def data_root(cfg: DataConfig) -> Path:
+    """``cfg.root`` as an existing folder."""
+    if not cfg.root:
+        raise ValueError(f"data.root is not set: point it at your {cfg.name} download")
+    root = Path(cfg.root).expanduser()
+    if not root.is_dir():
+        raise BadSampleError(root, "data root does not exist or is not a folder")
+    return root
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Sorted image files (PNG / JPEG / TIFF) directly inside ``folder``, hidden files excluded."""
+    if not folder.is_dir():
+        raise BadSampleError(folder, "folder does not exist")
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+
+
+def by_stem(paths: Iterable[Path]) -> dict[str, Path]:
+    """Index files by stem; two files with one stem (``a.png``, ``a.tif``) are ambiguous, hence an error."""
+    index: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in index:
+            raise BadSampleError(path, f"has the same name as {index[path.stem].name}; keep only one of them")
+        index[path.stem] = path
+    return index
+
+
+def report_bad(dataset: MedicalDataset, err: BadSampleError) -> None:
+    """Apply ``data.on_bad_sample`` to a problem found while scanning: raise, or record it and go on."""
+    if dataset.cfg.on_bad_sample == "error":
+        raise err
+    dataset.skipped.add(err)
+
+
+def read_csv(path: Path, required: Sequence[str], **kwargs: Any) -> pd.DataFrame:
+    """Read a CSV indexed by its first ``required`` column; missing file, columns or duplicate ids are errors."""
+    if not path.is_file():
+        raise BadSampleError(path, "CSV file does not exist")
+    try:
+        frame = pd.read_csv(path, **kwargs)
+    except (OSError, ValueError) as err:  # pandas' parser errors are ValueErrors
+        raise BadSampleError(path, f"cannot parse CSV ({err})") from err
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise BadSampleError(path, f"missing columns {missing} (found {list(frame.columns)})")
+    frame[required[0]] = frame[required[0]].astype(str).str.strip()
+    duplicated = frame[required[0]][frame[required[0]].duplicated()].tolist()
+    if duplicated:
+        raise BadSampleError(path, f"{required[0]} {duplicated[0]!r} appears in more than one row")
+    return frame.set_index(required[0])
+
+
+def to_unit_range(array: np.ndarray, path: str | Path) -> np.ndarray:
+    """``H x W x C`` uint8 (or uint16) pixels to ``C x H x W`` float32 in [-1, 1], scaled by the type's range."""
+    if array.dtype not in (np.uint8, np.uint16):
+        raise BadSampleError(path, f"unsupported pixel type {array.dtype} (expected 8- or 16-bit unsigned integers)")
+    half = np.iinfo(array.dtype).max / 2.0
+    return (array.transpose(2, 0, 1).astype(np.float32) / np.float32(half)) - np.float32(1.0)
+
+
+def check_channels(array: np.ndarray, names: Sequence[str], path: str | Path) -> None:
+    """Raise unless the ``H x W x C`` ``array`` has one channel per name."""
+    if array.shape[2] != len(names):
+        raise BadSampleError(path, f"has {array.shape[2]} channel(s), expected {len(names)} ({', '.join(names)})")
+
+
+def read_channels(path: str | Path, names: Sequence[str]) -> np.ndarray:
+    """Decode an image that must have ``len(names)`` channels, as ``C x H x W`` float32 in [-1, 1]."""
+    array = read_image(path)
+    check_channels(array, names, path)
+    return to_unit_range(array, path)
+
+
+def read_binary_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray:
+    """A 0/255 (or 0/1) mask of spatial ``size`` as ``1 x H x W`` float32 in {0, 1}."""
+    array = read_image(path)
+    check_same_size(size, array.shape[:2], path)
+    return binary_mask(array, path)[None].astype(np.float32)
+
+
+def read_label_mask(path: str | Path, size: tuple[int, int], values: Sequence[int]) -> np.ndarray:
+    """An integer label map of spatial ``size`` as ``K x H x W`` one-hot float32 over ``values`` (0 = background)."""
+    array = read_image(path)
+    check_same_size(size, array.shape[:2], path)
+    if array.shape[2] != 1 and not (array == array[:, :, :1]).all():
+        raise BadSampleError(path, f"label map has {array.shape[2]} differing channels, expected one")
+    labels = array[:, :, 0]
+    check_labels(labels, (0, *values), path)
+    return np.stack([labels == v for v in values]).astype(np.float32)
+
+
+def file_signature(paths: Iterable[Path], root: Path) -> list[list]:
+    """``[relative path, mtime_ns, size]`` per file: a cache key that changes whenever a file does."""
+    out = []
+    for path in paths:
+        stat = path.stat()
+        out.append([path.relative_to(root).as_posix(), stat.st_mtime_ns, stat.st_size])
+    return out
+
+
+def cache_path(kind: str, key: dict) -> Path:
+    """Where the cache entry of ``kind`` for ``key`` lives (``$MEDDTFM_CACHE`` or ``~/.cache/meddtfm``)."""
+    folder = Path(os.environ.get("MEDDTFM_CACHE") or Path.home() / ".cache" / "meddtfm").expanduser()
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return folder / f"{kind}-{digest}.json"
+
+
+def load_cached(kind: str, key: dict) -> Any | None:
+    """The value saved for ``(kind, key)``, or None when there is none (or it is unreadable)."""
+    path = cache_path(kind, key)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        log.warning("ignoring unreadable cache file %s (%s)", path, err)
+        return None
+
+
+def save_cached(kind: str, key: dict, value: Any) -> Path | None:
+    """Write ``value`` as JSON atomically (temp file + ``os.replace``); a failed write only logs a warning."""
+    path = cache_path(kind, key)
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(value, f)
+        os.replace(tmp, path)
+    except OSError as err:
+        log.warning("cannot write cache file %s (%s); the scan will be repeated next time", path, err)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        return None
+    return path
