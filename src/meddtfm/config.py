@@ -116,6 +116,81 @@ class EncoderConfig:
 
 
 @dataclass
+class GeneratorConfig:
+    """Widths and switches of ``VelocityNet`` (defaults sized for 64-128 px).
+
+    ``channel_mult`` lists the encoder's width multipliers from fine to coarse (full size first, as
+    in guided-diffusion); the decoder levels, coarse to fine, use them reversed. Its length is the
+    number of levels L. ``cond_channels`` gives ``C_i``'s channels per level, coarse to fine.
+    ``vocab_size = 0`` builds no caption path. ``text_dim`` is the text transformer's width and D.
+    """
+
+    base_channels: int = 32
+    channel_mult: list[int] = field(default_factory=lambda: [1, 2, 4, 4])
+    num_res_blocks: int = 2
+    attention_at_bottleneck: bool = True
+    attention_head_dim: int = 32
+    bridge_mode: str = "spade"  # spade | concat
+    cond_channels: list[int] = field(default_factory=lambda: [64, 64, 32, 32])
+    text_dim: int = 128
+    text_layers: int = 2
+    text_heads: int = 4
+    max_caption_len: int = 32
+    vocab_size: int = 1024
+    time_dim: int = 128
+    dropout: float = 0.1
+    norm_groups: int = 32
+
+    def __post_init__(self) -> None:
+        _check_choice("generator.bridge_mode", self.bridge_mode, ("spade", "concat"))
+        if len(self.cond_channels) != len(self.channel_mult) or len(self.channel_mult) < 2:
+            raise ConfigError(f"need >= 2 levels and one cond_channels entry per level, got "
+                             f"channel_mult={list(self.channel_mult)}, cond_channels={list(self.cond_channels)}")
+        if min(self.base_channels, self.num_res_blocks, self.time_dim, self.text_dim, *self.channel_mult) < 1:
+            raise ConfigError("base_channels, num_res_blocks, time_dim, text_dim, channel_mult must be >= 1")
+
+
+@dataclass
+class FlowConfig:
+    """The Med-DT-FM objective: ``L_FM + L_DT + alpha L_adv`` (DESIGN.md) and its conditioning."""
+
+    time_sampling: str = "logit_normal"  # uniform | logit_normal
+    coupling: str = "independent"  # independent | ot (exact minibatch EMD)
+    cond_dropout: float = 0.1  # mask and caption are each replaced by their null with this probability (CFG)
+    class_ablation: float = 0.0  # probability that one lesion class is removed from the mask (and image kept)
+    ref_dropout: float = 0.5  # probability of training without the reference features f_ref
+    reference: bool = True  # build the reference path of Eq. 6 (needs the teacher)
+    dt_weights: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5, 0.5])  # lambda_0..3; all 0: "no DT"
+    dt_kind: str = "l2"  # l2 | cosine
+    dt_stop_step: int = 0  # > 0: L_DT off from this step on
+    projector: str = "conv"  # conv | mlp
+    adv_weight: float = 0.05  # alpha; 0 disables the discriminator
+    adv_start_step: int = 2000
+    adv_kind: str = "hinge"  # hinge | lsgan
+    disc_channels: int = 64
+    disc_layers: int = 3
+    disc_scales: int = 2
+    sample_steps: int = 16  # Heun steps for the snapshots drawn during training
+    val_batches: int = 8  # validation L_FM averaged over this many fixed-noise batches
+
+    def __post_init__(self) -> None:
+        _check_choice("flow.time_sampling", self.time_sampling, ("uniform", "logit_normal"))
+        _check_choice("flow.coupling", self.coupling, ("independent", "ot"))
+        _check_choice("flow.dt_kind", self.dt_kind, ("l2", "cosine"))
+        _check_choice("flow.projector", self.projector, ("conv", "mlp"))
+        _check_choice("flow.adv_kind", self.adv_kind, ("hinge", "lsgan"))
+        if len(self.dt_weights) != 4 or min(self.dt_weights) < 0:
+            raise ConfigError(f"flow.dt_weights={self.dt_weights} must be 4 non-negative weights (levels 0..3)")
+        for name in ("cond_dropout", "class_ablation", "ref_dropout"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"flow.{name} must lie in [0, 1]")
+
+    @property
+    def distills(self) -> bool:
+        return any(w > 0 for w in self.dt_weights)
+
+
+@dataclass
 class Config:
     """The whole run: one seed, one dataset, and the sections the subcommands add."""
 
@@ -123,6 +198,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), seed: int | None = None) -> Config:

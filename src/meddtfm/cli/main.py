@@ -5,7 +5,7 @@ import click
 
 from .common import setup_logging
 from .data import data
-from .train import pretrain_encoder
+from .train import pretrain_encoder, train_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,3 +18,4 @@ def cli(verbose: bool) -> None:
 
 cli.add_command(data)
 cli.add_command(pretrain_encoder)
+cli.add_command(train_command)

@@ -1,0 +1,95 @@
+"""Projector heads P_i for the distillation loss ``L_DT = sum_i lambda_i ||P_i(B_i) - E_i||^2`` (paper Eq. 8).
+
+The bridge outputs ``B_i`` and the teacher's ``E_i`` differ in channels and size, so a small head
+maps each ``B_i`` onto ``E_i``'s shape, as REPA's projector does. Two kinds:
+
+- ``conv`` (default): conv3x3, GroupNorm, SiLU, conv1x1. A spatial head with normalisation over
+  space; iREPA (arXiv 2512.10794) found a conv projector transfers spatial structure better than an MLP.
+  (iREPA also normalises the teacher's *targets* over space; that is the loss's business, not the head's.)
+- ``mlp``: REPA's three-layer MLP with SiLU, applied per position as 1x1 convs.
+
+Resizing: each head projects ``B_i`` on its own grid, *then* resizes to the teacher's grid:
+bilinear upsampling when the target is larger (as U-REPA, arXiv 2503.18414, found best for U-Nets),
+adaptive average pooling when it is smaller. Pooling first would be cheaper (a default 64 px training
+step ran about 20% faster on CPU) but would run the conv head's GroupNorm on the teacher's grid, which for
+``E_0`` is 1x1 or 2x2 at 32-64 px: there a norm over space erases or nearly erases the signal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from meddtfm.models.cond import group_norm
+
+__all__ = ["Projector", "ProjectorSet", "PROJECTOR_KINDS"]
+
+PROJECTOR_KINDS = ("conv", "mlp")
+
+
+class Projector(nn.Module):
+    """P_i: ``(B, in_ch, h, w) -> (B, out_ch, H, W)`` for a target size ``(H, W)``.
+
+    ``hidden_ch`` defaults to ``max(in_ch, out_ch)``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kind: str = "conv", hidden_ch: int | None = None,
+                 norm_groups: int = 32) -> None:
+        super().__init__()
+        if kind not in PROJECTOR_KINDS:
+            raise ValueError(f"projector kind {kind!r} is not one of {', '.join(PROJECTOR_KINDS)}")
+        hidden = hidden_ch or max(in_ch, out_ch)
+        self.in_ch, self.out_ch, self.kind = in_ch, out_ch, kind
+        if kind == "conv":
+            self.net = nn.Sequential(
+                nn.Conv2d(in_ch, hidden, 3, padding=1), group_norm(hidden, norm_groups), nn.SiLU(),
+                nn.Conv2d(hidden, out_ch, 1),
+            )
+        else:
+            self.net = nn.Sequential(
+                nn.Conv2d(in_ch, hidden, 1), nn.SiLU(), nn.Conv2d(hidden, hidden, 1), nn.SiLU(),
+                nn.Conv2d(hidden, out_ch, 1),
+            )
+
+    def forward(self, x: Tensor, size: Sequence[int]) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_ch:
+            raise ValueError(f"projector expects (B, {self.in_ch}, h, w), got {tuple(x.shape)}")
+        size = (int(size[0]), int(size[1]))
+        y = self.net(x)
+        if size == tuple(y.shape[-2:]):
+            return y
+        if size[0] <= y.shape[-2] and size[1] <= y.shape[-1]:
+            return F.adaptive_avg_pool2d(y, size)
+        return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+
+
+class ProjectorSet(nn.Module):
+    """One ``Projector`` per level: bridge outputs ``[B_0, ..]`` -> teacher-shaped ``[P_0(B_0), ..]``.
+
+    ``generator_channels`` and ``teacher_channels`` are per level, coarse to fine (for example
+    ``VelocityNet.level_channels`` and ``UKAN.feature_channels``).
+    """
+
+    def __init__(self, generator_channels: Sequence[int], teacher_channels: Sequence[int], kind: str = "conv",
+                 hidden_ch: int | None = None, norm_groups: int = 32) -> None:
+        super().__init__()
+        if len(generator_channels) != len(teacher_channels):
+            raise ValueError(f"one teacher width per generator level needed, got {list(generator_channels)} "
+                             f"and {list(teacher_channels)}")
+        self.heads = nn.ModuleList(
+            Projector(g, t, kind, hidden_ch, norm_groups) for g, t in zip(generator_channels, teacher_channels)
+        )
+
+    def forward(self, features: Sequence[Tensor], target_shapes: Sequence[Sequence[int]]) -> list[Tensor]:
+        """``target_shapes[i]``: ``E_i.shape`` ``(B, C, H, W)`` (channels checked) or just ``(H, W)``."""
+        if len(features) != len(self.heads) or len(target_shapes) != len(self.heads):
+            raise ValueError(f"need {len(self.heads)} features and target shapes, got {len(features)} and "
+                             f"{len(target_shapes)}")
+        out = []
+        for head, x, shape in zip(self.heads, features, target_shapes):
+            if len(shape) == 4 and shape[1] != head.out_ch:
+                raise ValueError(f"target has {shape[1]} channels, projector gives {head.out_ch}")
+            out.append(head(x, tuple(shape[-2:])))
+        return out

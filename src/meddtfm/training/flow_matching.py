@@ -1,0 +1,204 @@
+"""Stage 2: Med-DT-FM, a conditional flow trained with ``L_FM + L_DT + alpha L_adv`` (DESIGN.md).
+
+Per micro-batch of real images ``x1`` with masks / captions:
+
+1. draw noise ``x0``, time ``t`` and the condition-dropout flags (for CFG), pair ``x0`` with ``x1``
+   (independent or minibatch OT), and form ``x_t = (1 - t) x0 + t x1``;
+2. the frozen U-KAN teacher gives ``{E_0..E_3}(x1)`` (Eq. 2); ``f_ref = E_0`` seeds bridge 0 (Eq. 6)
+   unless dropped;
+3. ``v, {B_i} = VelocityNet(x_t, t, C, f_ref)`` (Eqs. 1, 4, 5);
+4. ``L_FM = ||v - (x1 - x0)||^2``, ``L_DT = sum_i lambda_i ||P_i(B_i) - E_i(x1)||^2`` (Eq. 8), and
+   ``L_adv`` on the one-step estimate ``x1_hat = x_t + (1 - t) v`` (Eq. 9), after ``adv_start_step``.
+
+The random draws of a step are made for the global batch (all ranks) from a generator seeded by
+(seed, step, micro-batch), and each rank takes its rows: a run on N processes draws exactly what one
+process with an N times larger batch draws, and a resumed run draws what the uninterrupted one did.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from ..config import Config, to_dict
+from ..data.base import MedicalDataset
+from ..flow import LinearPath, integrate, one_step_estimate, ot_coupling, sample_time
+from ..models.discriminator import MultiScalePatchGAN
+from ..models.generator import VelocityNet, build_generator
+from ..models.projector import ProjectorSet
+from ..models.text import CaptionTokenizer
+from ..models.ukan import FrozenTeacher
+from ..viz import overlay, save_grid, to_rgb
+from .distributed import DistEnv
+from .loop import Nets, Phase
+from .losses import AdversarialLoss, DistillationLoss, FlowMatchingLoss
+
+
+class MedDTFMTask:
+    """Networks ``generator`` (VelocityNet with its CondEncoder), ``projectors`` (P_i) and, when
+    ``alpha > 0``, ``discriminator``; the EMA of the generator samples and validates."""
+
+    ema_net = "generator"
+    best_metric = ("fm_loss", "min")
+
+    def __init__(self, cfg: Config, dataset: MedicalDataset, teacher: FrozenTeacher | None, env: DistEnv) -> None:
+        fc = cfg.flow
+        if teacher is None and (fc.distills or fc.reference):
+            raise ValueError("Med-DT-FM distils from (and seeds its references with) a pretrained U-KAN teacher: "
+                             "set encoder.checkpoint to pretrain-encoder's best.safetensors, or turn both off with "
+                             "flow.dt_weights=[0,0,0,0] and flow.reference=false")
+        self.cfg, self.env, self.teacher = cfg, env, teacher
+        self.channel_names, self.class_names = dataset.channel_names, dataset.class_names
+        captions = [r.caption for r in dataset.records if r.caption]
+        self.tokenizer = CaptionTokenizer.fit(captions, max_vocab=cfg.generator.vocab_size) if captions else None
+        gen_cfg = cfg.generator if self.tokenizer else type(cfg.generator)(**{**to_dict(cfg.generator), "vocab_size": 0})
+        ref_ch = teacher.feature_channels[0] if (teacher is not None and fc.reference) else 0
+        generator = build_generator(gen_cfg, dataset.num_channels, dataset.num_classes, ref_ch)
+        self.nets = nn.ModuleDict({"generator": generator})
+        if fc.distills:
+            self.nets["projectors"] = ProjectorSet(generator.level_channels, teacher.feature_channels, fc.projector)
+        if fc.adv_weight > 0:
+            self.nets["discriminator"] = MultiScalePatchGAN(dataset.num_channels, dataset.num_classes,
+                                                             fc.disc_channels, fc.disc_layers, fc.disc_scales)
+        self.path, self.fm = LinearPath(), FlowMatchingLoss()
+        self.dt = DistillationLoss(fc.dt_weights, fc.dt_kind, fc.dt_stop_step)
+        self.adv = AdversarialLoss(fc.adv_kind)
+        if teacher is not None:
+            teacher.to(env.device)
+        self._fakes: list[Tensor] = []  # x1_hat of each micro-batch, from the generator phase to the discriminator's
+        self._micro = (-1, 0)  # (step, index of the next micro-batch within it)
+        self._preview: dict | None = None
+
+    # -- losses ---------------------------------------------------------------------------------
+    def phases(self) -> list[Phase]:
+        trains = ["generator"] + (["projectors"] if "projectors" in self.nets else [])
+        phases = [Phase("generator", trains, self.generator_loss)]
+        if "discriminator" in self.nets:
+            phases.append(Phase("discriminator", ["discriminator"], self.discriminator_loss, self.cfg.flow.adv_start_step))
+        return phases
+
+    def _draws(self, x1: Tensor, step: int) -> dict[str, Tensor]:
+        """This rank's rows of the global batch's noise, times and dropout flags for the next micro-batch."""
+        micro = self._micro[1] if self._micro[0] == step else 0
+        self._micro = (step, micro + 1)
+        b, world, rank = x1.shape[0], self.env.world_size, self.env.rank
+        g = torch.Generator(x1.device).manual_seed((self.cfg.seed * 1_000_003 + step) * 1009 + micro)
+        fc, n = self.cfg.flow, b * world
+        draws = {
+            "x0": torch.randn((n, *x1.shape[1:]), generator=g, device=x1.device, dtype=x1.dtype),
+            "t": sample_time(n, fc.time_sampling, generator=g, device=x1.device),
+            "drop_mask": torch.rand(n, generator=g, device=x1.device) < fc.cond_dropout,
+            "drop_caption": torch.rand(n, generator=g, device=x1.device) < fc.cond_dropout,
+            "drop_ref": torch.rand(n, generator=g, device=x1.device) < fc.ref_dropout,
+            "ablate": torch.rand(n, generator=g, device=x1.device) < fc.class_ablation,
+            "ablate_class": torch.randint(0, max(len(self.class_names), 1), (n,), generator=g, device=x1.device),
+        }
+        return {k: v[rank::world] for k, v in draws.items()}
+
+    def condition_inputs(self, batch: dict, draws: dict[str, Tensor] | None = None) -> dict:
+        """Mask, tokens and drop flags for ``VelocityNet.condition`` (no mask or caption -> null)."""
+        mask = batch["mask"]
+        drop_mask = ~batch["has_mask"].bool()
+        captions = batch["caption"]
+        tokens = (self.tokenizer.encode(list(captions), self.cfg.generator.max_caption_len).to(mask.device)
+                  if self.tokenizer else None)
+        drop_caption = torch.tensor([not c for c in captions], device=mask.device)
+        if draws is not None:
+            drop_mask, drop_caption = drop_mask | draws["drop_mask"], drop_caption | draws["drop_caption"]
+            if self.cfg.flow.class_ablation > 0:
+                keep = torch.ones_like(mask)
+                keep[draws["ablate"], draws["ablate_class"][draws["ablate"]]] = 0
+                mask = mask * keep
+        return {"mask": mask, "tokens": tokens, "batch_size": mask.shape[0],
+                "drop_mask": drop_mask, "drop_caption": drop_caption if tokens is not None else None}
+
+    def generator_loss(self, nets: Nets, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
+        x1 = batch["image"]
+        d = self._draws(x1, step)
+        x0 = ot_coupling(d["x0"], x1)[0] if self.cfg.flow.coupling == "ot" else d["x0"]
+        ps = self.path.sample(x0, x1, d["t"])
+        gen: VelocityNet = nets["generator"]
+        teacher_feats = self.teacher(x1) if self.teacher is not None and (self.dt.active(step) or gen_ref(gen)) else None
+        f_ref = teacher_feats[0] if teacher_feats is not None and gen_ref(gen) else None
+        cond = _unwrap(gen).condition(**self.condition_inputs(batch, d))
+        v, feats = gen(ps.x_t, ps.t, cond, f_ref, return_features=True, drop_ref=d["drop_ref"] if f_ref is not None else None)
+        loss = self.fm(v, ps.dx_t)
+        terms = {"loss/fm": loss.item()}
+        if self.dt.active(step):
+            projected = nets["projectors"](feats, [e.shape for e in teacher_feats])
+            l_dt, levels = self.dt(projected, teacher_feats)
+            loss = loss + l_dt
+            terms.update({"loss/dt": l_dt.item(), **{f"dt/level{i}": x for i, x in enumerate(levels)}})
+        if "discriminator" in self.nets and step >= self.cfg.flow.adv_start_step:
+            x1_hat = one_step_estimate(ps.x_t, ps.t, v)
+            logits = [out[-1] for out in _unwrap(nets["discriminator"])(x1_hat, batch["mask"])]
+            l_adv = self.adv.generator(logits)
+            loss = loss + self.cfg.flow.adv_weight * l_adv
+            terms["loss/adv_g"] = l_adv.item()
+            self._fakes.append(x1_hat.detach())
+        return loss, terms
+
+    def discriminator_loss(self, nets: Nets, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
+        """Hinge / LSGAN on real ``x1`` vs the generator phase's ``x1_hat`` of the same micro-batch."""
+        fake = self._fakes.pop(0)
+        disc = nets["discriminator"]
+        real_logits = [out[-1] for out in disc(batch["image"], batch["mask"])]
+        fake_logits = [out[-1] for out in disc(fake, batch["mask"])]
+        loss = self.adv.discriminator(real_logits, fake_logits)
+        return loss, {"loss/adv_d": loss.item()}
+
+    # -- validation and snapshots ---------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, nets: Nets, loader: DataLoader, env: DistEnv) -> dict[str, float]:
+        """Validation ``L_FM`` with fixed noise and times (comparable across steps and runs)."""
+        gen = nets["generator"].eval()
+        total, count = 0.0, 0
+        for i, batch in enumerate(loader):
+            if i >= self.cfg.flow.val_batches:
+                break
+            batch = {k: v.to(env.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+            x1 = batch["image"]
+            g = torch.Generator(x1.device).manual_seed(10_000 + i)
+            x0 = torch.randn(x1.shape, generator=g, device=x1.device)
+            ps = self.path.sample(x0, x1, torch.rand(x1.shape[0], generator=g, device=x1.device))
+            v = gen(ps.x_t, ps.t, gen.condition(**self.condition_inputs(batch)))
+            total, count = total + self.fm(v, ps.dx_t).item() * x1.shape[0], count + x1.shape[0]
+            if self._preview is None:
+                self._preview = {k: v[:4].cpu() if isinstance(v, Tensor) else v[:4] for k, v in batch.items()}
+        gen.train()
+        return {"fm_loss": total / max(count, 1)}
+
+    @torch.no_grad()
+    def snapshot(self, nets: Nets, step: int, out: Path) -> None:
+        """``out/samples/step_XXXXXXX.png``: rows of mask overlay on the real image | real | noise-based sample."""
+        if self._preview is None:
+            return
+        gen = nets["generator"].eval()
+        device = next(gen.parameters()).device
+        batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self._preview.items()}
+        cond = gen.condition(**self.condition_inputs(batch))
+        x0 = torch.randn(batch["image"].shape, generator=torch.Generator(device).manual_seed(0), device=device)
+        x = integrate(lambda x, t: gen(x, t, cond), x0, "heun", steps=self.cfg.flow.sample_steps).x
+        gen.train()
+        rows = [[overlay(r, m), to_rgb(r), to_rgb(s)] for r, m, s in zip(batch["image"].cpu(), batch["mask"].cpu(), x.cpu())]
+        save_grid(rows, out / "samples" / f"step_{step:07d}.png")
+
+    def export_config(self) -> dict:
+        """What sampling needs to rebuild the generator: its config, data channels, classes, tokenizer, teacher."""
+        gen = self.nets["generator"]
+        return {"model": "meddtfm", "generator": to_dict(gen.cfg), "image_channels": gen.image_channels,
+                "mask_classes": len(self.class_names), "ref_channels": gen.ref_channels,
+                "channel_names": list(self.channel_names), "class_names": list(self.class_names),
+                "tokenizer": self.tokenizer.state_dict() if self.tokenizer else None,
+                "teacher": self.cfg.encoder.checkpoint, "data": to_dict(self.cfg.data), "flow": to_dict(self.cfg.flow)}
+
+
+def _unwrap(net: nn.Module) -> nn.Module:
+    return getattr(net, "module", net)
+
+
+def gen_ref(gen: nn.Module) -> bool:
+    """Whether the generator has the reference path of Eq. 6."""
+    return bool(_unwrap(gen).ref_channels)
