@@ -66,7 +66,7 @@ class TrainTask(Protocol):
 @dataclass
 class TrainResult:
     step: int
-    seconds: float = 0.0
+    seconds: float = 0.0  # time in training steps (data, forward, backward, update, EMA); not eval or I/O
     last: dict[str, float] = field(default_factory=dict)
     best: float | None = None
 
@@ -133,8 +133,9 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
     stream = _batches(loader, sampler, step * tc.grad_accumulation, per_epoch)
     bar = tqdm(total=tc.steps, initial=step, desc="train", unit="step", disable=not env.is_main, dynamic_ncols=True)
     logs: dict[str, float] = {}
-    started, done = time.monotonic(), step >= tc.steps
+    started, done, step_seconds = time.monotonic(), step >= tc.steps, 0.0
     while not done:
+        tick = time.perf_counter()
         micro = [_to(next(stream), env.device) for _ in range(tc.grad_accumulation)]
         logs = {}
         for phase in phases:
@@ -172,6 +173,7 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
         if ema is not None:
             ema.update_parameters(task.nets[task.ema_net])
         step += 1
+        step_seconds += time.perf_counter() - tick
         bar.update(1)
         done = step >= tc.steps or any_rank(tc.max_minutes > 0 and time.monotonic() - started >= 60 * tc.max_minutes, env)
         # Log, validate, snapshot, checkpoint.
@@ -210,5 +212,5 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
         final = ema.module if ema is not None else task.nets[next(iter(task.nets))]
         save_weights(final.state_dict(), out / "final.safetensors", {**task.export_config(), "step": step})
     logger.close()
-    return TrainResult(step=step, seconds=time.monotonic() - started, last=logs, best=best)
+    return TrainResult(step=step, seconds=step_seconds, last=logs, best=best)
 
