@@ -22,14 +22,17 @@ from meddtfm.training.loop import train
 from meddtfm.training.segmentation import SegmentationTask
 
 ROOT = Path(__file__).resolve().parents[1]
+# name: (encoder.model, extra overrides); "ukan-small" matches the MONAI U-Net's parameter count (+-10%)
+MODELS = {"ukan": ("ukan", []), "ukan-small": ("ukan", ["encoder.widths=[16,32,64,96,128]"]), "unet": ("unet", [])}
 SHARED = ROOT.parent / "shared" / "data"
 DATASETS = {"lgg": SHARED / "lgg" / "kaggle_3m", "isic2019": SHARED / "isic2019"}
 
 
 def run(dataset: str, model: str, minutes: float, resolution: int, batch: int, out: Path) -> dict:
-    cfg = load_config(ROOT / "configs" / f"{dataset}.yaml", [
+    kind, extra = MODELS[model]
+    cfg = load_config(ROOT / "configs" / f"{dataset}.yaml", extra + [
         f"data.root={DATASETS[dataset]}", f"data.resolution={resolution}", f"data.batch_size={batch}",
-        "data.num_workers=1", "data.test_fraction=0.0", "data.val_fraction=0.15", f"encoder.model={model}",
+        "data.num_workers=1", "data.test_fraction=0.0", "data.val_fraction=0.15", f"encoder.model={kind}",
         "train.steps=1000000", f"train.max_minutes={minutes}", "train.lr=1e-3", "train.betas=[0.9,0.999]",
         "train.warmup_steps=20", "train.log_every=50", "train.val_every=1000000", "train.sample_every=1000000",
         "train.checkpoint_every=1000000",
@@ -52,6 +55,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
     missing = [d for d in args.datasets if not DATASETS[d].is_dir()]
@@ -60,7 +64,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets:
-            for model in ("ukan", "unet"):
+            for model in args.models:
                 rows.append(run(dataset, model, args.minutes, args.resolution, args.batch, Path(tmp) / f"{dataset}-{model}"))
     print(f"\nEqual budget: {args.minutes} min per model on {torch.get_num_threads()} CPU threads, "
           f"{args.resolution} px, batch {args.batch}\n")
