@@ -18,10 +18,7 @@
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import re
 from collections import Counter, OrderedDict
 from pathlib import Path
@@ -34,6 +31,7 @@ from tqdm import tqdm
 
 from ..config import ConfigError, DataConfig
 from .base import Decoded, MedicalDataset, Record
+from .common import file_signature, load_cached, save_cached
 from .errors import BadSampleError
 from .io import check_finite, check_labels, read_nifti
 
@@ -48,11 +46,6 @@ _FILE = re.compile(r"^(.+)_(flair|t1|t1ce|t2|seg)\.nii(?:\.gz)?$")
 _INDEX_VERSION = 1
 BRATS_AXCODES = ("L", "P", "S")  # BraTS 2021 files: affine diag(-1, -1, 1), i.e. LPS
 RADIOLOGICAL = ("P", "L")  # image rows run anterior -> posterior, columns patient right -> left
-
-
-def cache_dir() -> Path:
-    """Where slice indices are cached: ``$MEDDTFM_CACHE`` or ``~/.cache/meddtfm`` (never the data root)."""
-    return Path(os.environ.get("MEDDTFM_CACHE") or Path.home() / ".cache" / "meddtfm")
 
 
 def _reorient(array: np.ndarray, start: Sequence[str], end: Sequence[str]) -> np.ndarray:
@@ -203,12 +196,11 @@ class BraTSDataset(MedicalDataset):
         decoded files' paths, sizes and mtimes, so every slice selection and brain threshold reuses it.
         """
         decoded = [seg_path] + (paths if self.cfg.slices in ("healthy", "brain") else [])
-        key = json.dumps([_INDEX_VERSION] + [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in decoded])
-        cache = cache_dir() / "brats_index" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
-        try:
-            return json.loads(cache.read_text())
-        except (OSError, ValueError):
-            pass
+        key = {"version": _INDEX_VERSION, "files": file_signature(decoded, seg_path.parents[1])}
+        key["root"] = str(seg_path.parents[1].resolve())
+        cached = load_cached("brats_index", key)
+        if cached is not None:
+            return cached
         seg, _ = _read(seg_path)
         check_labels(seg, LABELS, seg_path)
         bits = sum(np.isin(seg, v).any(axis=(0, 1)) << bit for bit, v in enumerate(((1, 3), (2,), (4,))))
@@ -223,13 +215,7 @@ class BraTSDataset(MedicalDataset):
                 except Exception as err:  # nibabel raises many types for a damaged header
                     raise BadSampleError(path, f"cannot read the NIfTI header ({err})") from err
                 _check_shape(shape, (seg_path, seg.shape), path)
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(stats))
-            os.replace(tmp, cache)
-        except OSError as err:
-            log.warning("cannot write the BraTS slice index cache %s (%s)", cache, err)
+        save_cached("brats_index", key, stats)
         return stats
 
     def decode(self, record: Record) -> Decoded:
