@@ -111,6 +111,7 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
                         num_workers=cfg.data.num_workers, pin_memory=env.device.type == "cuda",
                         persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed))
     per_epoch = batches_per_epoch(sampler, cfg.data.batch_size)
+    val_every = tc.val_every if tc.val_every > 0 else max(per_epoch // tc.grad_accumulation, 1)  # 0: each epoch
     ckpt_dir = out / "checkpoints"
     step, best = 0, None
     resume = resume or (list_states(ckpt_dir)[-1] if list_states(ckpt_dir) else None)
@@ -183,7 +184,7 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
             logger.log(step, "train", logs)
             bar.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in logs.items() if "grad" not in k and k != "lr"})
         eval_nets = {**task.nets, **({task.ema_net: ema.module} if ema is not None else {})}
-        if val_set is not None and (step % tc.val_every == 0 or done):
+        if val_set is not None and (step % val_every == 0 or done):
             metrics = task.validate(eval_nets, DataLoader(val_set, batch_size=cfg.data.batch_size,
                                                           num_workers=cfg.data.num_workers), env)
             logger.log(step, "val", metrics)
