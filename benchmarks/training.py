@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 ROOTS = {"lgg": SHARED / "lgg" / "kaggle_3m", "isic2019": SHARED / "isic2019"}
+THREADS = 1  # one intra-op thread: on a shared 2-core machine, 2 threads thrash under any other load
 VARIANTS = {
     "L_FM": ["flow.dt_weights=[0,0,0,0]", "flow.adv_weight=0"],
     "L_FM + L_DT": ["flow.adv_weight=0"],
@@ -40,6 +41,7 @@ def _child(args: tuple) -> dict:
     dataset, overrides, out = args
     import torch
 
+    torch.set_num_threads(THREADS)
     from meddtfm.config import load_config
     from meddtfm.data import build_dataset
     from meddtfm.models.segmenters import load_teacher
@@ -58,17 +60,35 @@ def _child(args: tuple) -> dict:
             "val_fm": val[-1] if val else float("nan"), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _run(pool_ctx, dataset: str, overrides: list[str], out: Path) -> dict:
-    with pool_ctx.Pool(1) as pool:  # a fresh process per run: its peak RSS is its own
-        return pool.apply(_child, ((dataset, overrides, str(out)),))
+def _call(queue, fn, args) -> None:
+    try:
+        queue.put(fn(args))
+    except BaseException as err:  # hand the failure to the parent
+        queue.put(RuntimeError(f"{fn.__name__} failed: {err!r}"))
+        raise
+
+
+def isolated(ctx, fn, args: tuple):
+    """``fn(args)`` in a fresh (non-daemon, so DataLoader workers work) process: its peak RSS is its own."""
+    queue = ctx.SimpleQueue()
+    proc = ctx.Process(target=_call, args=(queue, fn, args))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _run(ctx, dataset: str, overrides: list[str], out: Path) -> dict:
+    return isolated(ctx, _child, (dataset, overrides, str(out)))
 
 
 def teacher_for(ctx, dataset: str, resolution: int, minutes: float, work: Path) -> Path:
     """Pretrain (once; reused from ``work``) a default-width U-KAN on the dataset's masks."""
     out = work / f"teacher-{dataset}-{resolution}"
     if not (out / "best.safetensors").is_file():
-        with ctx.Pool(1) as pool:
-            pool.apply(_pretrain, ((dataset, resolution, minutes, str(out)),))
+        isolated(ctx, _pretrain, (dataset, resolution, minutes, str(out)))
     return out / "best.safetensors"
 
 
@@ -76,6 +96,7 @@ def _pretrain(args: tuple) -> None:
     dataset, resolution, minutes, out = args
     import torch
 
+    torch.set_num_threads(THREADS)
     from meddtfm.config import load_config
     from meddtfm.data import build_dataset
     from meddtfm.training.distributed import DistEnv
@@ -120,7 +141,7 @@ def main() -> None:
                 budget = ["train.steps=100000000", f"train.max_minutes={args.budget_minutes}", "train.warmup_steps=100"]
                 res = _run(ctx, dataset, base + budget + extra, Path(tmp) / f"effect-{name[:5]}".replace(" ", ""))
                 effect.append((dataset, name, res["steps"], res["val_fm"]))
-    print(f"\nTraining throughput at {args.resolution} px, batch 8, CPU, median of {args.repeats} alternating runs "
+    print(f"\nTraining throughput at {args.resolution} px, batch 8, CPU ({THREADS} torch thread), median of {args.repeats} alternating runs "
           f"of {args.throughput_steps} steps (the first steps' start-up included)\n")
     print("| dataset | objective | img/s | ratio to L_FM | peak RSS (MB) |\n|---|---|---|---|---|")
     for dataset, name, ips, rss in throughput:
