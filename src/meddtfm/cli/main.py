@@ -5,6 +5,8 @@ import click
 
 from .common import setup_logging
 from .data import data
+from .evaluate import evaluate
+from .sample import sample
 from .train import pretrain_encoder, train_command
 
 
@@ -19,3 +21,5 @@ def cli(verbose: bool) -> None:
 cli.add_command(data)
 cli.add_command(pretrain_encoder)
 cli.add_command(train_command)
+cli.add_command(sample)
+cli.add_command(evaluate)

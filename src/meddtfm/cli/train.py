@@ -46,8 +46,9 @@ def pretrain_encoder(cfg: Config, out: Path, model: str | None, resume: str | No
 
 @click.command("train")
 @run_options(default_out="runs/train")
-@click.option("--model", type=click.Choice(["meddtfm"]), default="meddtfm", show_default=True,
-              help="meddtfm: the flow with distillation (flow.dt_weights=[0,0,0,0] is 'Ours (no DT)').")
+@click.option("--model", type=click.Choice(["pix2pixhd", "medgan", "meddtfm"]), default="meddtfm", show_default=True,
+              help="meddtfm: the flow with distillation (flow.dt_weights=[0,0,0,0] is 'Ours (no DT)'); "
+                   "pix2pixhd, medgan: the GAN baselines of Table 1 (config section gan).")
 @_resume_option
 def train_command(cfg: Config, out: Path, model: str, resume: str | None, fresh: bool) -> None:
     """Train a generator; checkpoints, logs (CSV, TensorBoard), sample grids and weights go to OUT.
@@ -58,6 +59,7 @@ def train_command(cfg: Config, out: Path, model: str, resume: str | None, fresh:
     from ..models.segmenters import load_teacher
     from ..training.distributed import init_distributed
     from ..training.flow_matching import MedDTFMTask
+    from ..training.gan import GANTask
     from ..training.loop import train
     from .common import seed_everything
 
@@ -65,7 +67,7 @@ def train_command(cfg: Config, out: Path, model: str, resume: str | None, fresh:
     env = init_distributed(cfg.train.device)
     train_set, val_set = build_dataset(cfg.data, "train", cfg.seed), build_dataset(cfg.data, "val", cfg.seed)
     teacher = None
-    if cfg.encoder.checkpoint:
+    if model == "meddtfm" and cfg.encoder.checkpoint:
         teacher, meta = load_teacher(cfg.encoder.checkpoint)
         if tuple(meta["channel_names"]) != tuple(train_set.channel_names):
             raise click.UsageError(f"the teacher {cfg.encoder.checkpoint} was trained on channels {meta['channel_names']}, "
@@ -74,12 +76,13 @@ def train_command(cfg: Config, out: Path, model: str, resume: str | None, fresh:
         for old in (out / "checkpoints").glob("step_*.pt"):
             old.unlink()
     try:
-        task = MedDTFMTask(cfg, train_set, teacher, env)
+        task = MedDTFMTask(cfg, train_set, teacher, env) if model == "meddtfm" else GANTask(cfg, train_set, env, model)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     result = train(task, cfg, train_set, val_set if len(val_set) else None, env, out,
                    resume=Path(resume) if resume else None)
     if env.is_main:
-        click.echo(f"trained {model} for {result.step} steps in {result.seconds:.0f} s; best val L_FM {result.best}; "
-                   f"EMA weights: {out / 'final.safetensors'}")
+        metric = "L_FM" if model == "meddtfm" else "L1"
+        click.echo(f"trained {model} for {result.step} steps in {result.seconds:.0f} s; best val {metric} {result.best}; "
+                   f"weights: {out / 'final.safetensors'}")
 

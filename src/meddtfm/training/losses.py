@@ -1,5 +1,8 @@
-"""The losses of Med-DT-FM (DESIGN.md: ``L_total = L_FM + L_DT + alpha L_adv``), each a small callable."""
+"""The losses of Med-DT-FM (DESIGN.md: ``L_total = L_FM + L_DT + alpha L_adv``) and of its GAN baselines,
+each a small callable."""
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -66,3 +69,46 @@ def feature_matching(real: list[list[Tensor]], fake: list[list[Tensor]]) -> Tens
     """pix2pixHD's discriminator feature-matching L1, averaged over scales and layers (logits excluded)."""
     terms = [F.l1_loss(f, r.detach()) for rs, fs in zip(real, fake) for r, f in zip(rs[:-1], fs[:-1])]
     return torch.stack(terms).mean()
+
+
+def _layer_weights(weights: float | Sequence[float], count: int) -> list[float]:
+    return [float(weights)] * count if isinstance(weights, (int, float)) else list(weights)
+
+
+def discriminator_feature_loss(real: list[list[Tensor]], fake: list[list[Tensor]],
+                               layer_weights: float | Sequence[float] = 1.0) -> Tensor:
+    """L1 between a discriminator's hidden features of real and generated images, weighted per layer.
+
+    ``real`` / ``fake``: per scale, the feature maps with the logits last (``MultiScalePatchGAN``).
+    ``L = mean_s sum_i w_i mean|D_s,i(y) - D_s,i(G(m))|`` over the hidden layers i (logits excluded);
+    the real features are targets (detached). MedGAN's perceptual loss ``sum_i lambda_pi P_i`` with
+    ``P_i = ||D_i(y) - D_i(G(x))||_1 / (h_i w_i d_i)`` (MedGAN, Armanious et al. 2020), and pix2pixHD's
+    feature matching with ``w_i = 4 / (n_layers_D + 1)`` (its ``1 / N_D`` is the mean over scales).
+    """
+    per_scale = []
+    for rs, fs in zip(real, fake):
+        w = _layer_weights(layer_weights, len(rs) - 1)
+        per_scale.append(sum(wi * F.l1_loss(f.float(), r.detach().float()) for wi, r, f in zip(w, rs[:-1], fs[:-1])))
+    return torch.stack(per_scale).mean()
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """``Gr = F F^T / (h w d)`` of ``features (B, d, h, w)``: ``(B, d, d)`` channel correlations."""
+    b, d, h, w = features.shape
+    flat = features.float().reshape(b, d, h * w)
+    return flat @ flat.transpose(1, 2) / (h * w * d)
+
+
+def style_loss(real: list[list[Tensor]], fake: list[list[Tensor]], layer_weights: float | Sequence[float] = 1.0) -> Tensor:
+    """Gram-matrix style loss on hidden feature maps (logits excluded), as in MedGAN (there on VGG-19 features):
+    ``L_style = mean_s sum_j lambda_sj ||Gr_j(y) - Gr_j(G(m))||_F^2 / (4 d_j^2)``, averaged over the batch.
+
+    It compares feature statistics, not positions: it is blind to where a texture is.
+    """
+    per_scale = []
+    for rs, fs in zip(real, fake):
+        w = _layer_weights(layer_weights, len(rs) - 1)
+        terms = [wi * ((gram_matrix(f) - gram_matrix(r.detach())) ** 2).sum((1, 2)).mean() / (4 * f.shape[1] ** 2)
+                 for wi, r, f in zip(w, rs[:-1], fs[:-1])]
+        per_scale.append(sum(terms))
+    return torch.stack(per_scale).mean()

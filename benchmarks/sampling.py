@@ -1,0 +1,100 @@
+"""Sampling speed and memory of the default-size generator vs NFE and solver (issue: Synthesis).
+
+    python -m benchmarks.sampling [--resolution 64 --batch 8 --repeats 3]
+
+A ``VelocityNet`` with ``GeneratorConfig`` defaults (4 MRI channels, 3 mask classes, no reference path)
+with randomly initialised weights: speed and memory do not depend on the weights' values. Each row
+times ``meddtfm.flow.sampling.generate`` (mask-conditioned, guidance scale 1 unless stated: one forward
+per NFE) over ``--batch`` images, best of ``--repeats`` after one warm-up forward. The floor is the
+same network called once (one evaluation per image, no solver or condition encoding: what a one-pass
+generator of equal width costs). Every row runs in a fresh process, so that memory is measured
+alone: peak memory is the Linux peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``
+after the warm-up) minus the resident set after building the model, i.e. the working memory of
+sampling (activations, solver state, allocator caches), not the weights or the libraries.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from meddtfm.config import GeneratorConfig
+from meddtfm.flow.sampling import ConditionInputs, Guidance, SolverSpec, generate, seeded_noise
+from meddtfm.models.generator import build_generator
+
+NFES = (1, 2, 4, 8, 16, 50)
+
+
+def resident_kib(field: str) -> int:
+    """``VmRSS`` or ``VmHWM`` of this process in KiB, from /proc/self/status."""
+    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+
+@torch.no_grad()
+def run_row(method: str, nfe: int, scale: float, b: int, s: int, repeats: int) -> dict:
+    """Best seconds per batch and peak working memory (MiB) of one configuration; ``method`` floor: one call."""
+    torch.manual_seed(0)
+    net = build_generator(GeneratorConfig(), image_channels=4, mask_classes=3).eval()
+    base = resident_kib("VmRSS")
+    mask = torch.zeros(b, 3, s, s)
+    mask[:, :, s // 4:s // 2, s // 4:s // 2] = 1
+    x0, encoded = seeded_noise(range(b), (4, s, s)), net.condition(mask, None, b)
+    net(x0, torch.zeros(b), encoded)  # warm-up
+    if method == "floor":
+        def run() -> object:
+            return net(x0, torch.zeros(b), encoded)
+    else:
+        def run() -> object:
+            return generate(net, x0, ConditionInputs(b, mask), SolverSpec(method, nfe), Guidance(scale))
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident set
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    params = sum(p.numel() for p in net.parameters()) / 1e6
+    return {"seconds": best, "mib": (resident_kib("VmHWM") - base) / 1024, "params": params}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--row", nargs=3, metavar=("METHOD", "NFE", "CFG"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sizes = ["--resolution", str(args.resolution), "--batch", str(args.batch), "--repeats", str(args.repeats)]
+    if args.row:
+        method, nfe, scale = args.row[0], int(args.row[1]), float(args.row[2])
+        print(json.dumps(run_row(method, nfe, scale, args.batch, args.resolution, args.repeats)))
+        return
+    configs = [("floor", 1, 1.0)] + [(m, n, 1.0) for m in ("euler", "heun") for n in NFES] + [("heun", 8, 2.0)]
+    rows = []
+    for method, nfe, scale in configs:
+        if method == "heun" and nfe % 2:
+            rows.append(f"| heun | 1 | {nfe} | - | - | - | - (Heun takes 2 evaluations per step) |")
+            continue
+        row = [sys.executable, "-m", "benchmarks.sampling", *sizes, "--row", method, str(nfe), str(scale)]
+        r = json.loads(subprocess.run(row, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+        name = "one-pass floor (same net, 1 call)" if method == "floor" else method
+        evaluations = nfe * (2 if scale != 1 else 1)
+        rows.append(f"| {name} | {'-' if method == 'floor' else f'{scale:g}'} | {nfe} | {evaluations} | {r['seconds']:.3f} | "
+                    f"{args.batch / r['seconds']:.2f} | {r['mib']:.0f} |")
+        print(rows[-1], file=sys.stderr)
+    print(f"\nSampling, {args.resolution} px, batch {args.batch}, default GeneratorConfig ({r['params']:.2f} M "
+          f"parameters, random init), {torch.get_num_threads()} CPU threads, torch {torch.__version__}, "
+          f"{platform.processor() or platform.machine()}; best of {args.repeats}\n")
+    print("| solver | CFG scale | NFE | evaluations / image | s / batch | images / s | peak memory (MiB) |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

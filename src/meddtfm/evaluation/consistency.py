@@ -1,0 +1,90 @@
+"""Mask consistency: does the synthetic image show the lesion its conditioning mask asked for?
+
+An independent segmenter, MONAI's ``BasicUNet`` trained on real images only (``meddtfm
+pretrain-encoder --model unet``), segments each synthetic image; per class ``k``
+
+    Dice_k = 2 |P_k & M_k| / (|P_k| + |M_k|),    IoU_k = |P_k & M_k| / |P_k | M_k|,
+
+with ``P_k = sigmoid(logit_k) > 0.5`` (as in the segmenter's validation) and ``M_k`` the conditioning
+mask, averaged over images. An image whose mask lacks class ``k`` scores 1 when ``P_k`` is empty too and
+0 otherwise (BraTS convention: a lesion painted where none was asked for counts). The same segmenter
+on the real images against their own masks gives the ceiling to read the synthetic score against.
+
+The U-KAN teacher is refused: the generator was trained to match its features (L_DT), so it would
+flatter the generator (DESIGN.md, "Evaluation").
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from monai.metrics import DiceMetric, MeanIoU
+from torch import Tensor, nn
+
+from ..models.segmenters import load_segmenter
+
+log = logging.getLogger(__name__)
+
+
+class SegmenterError(ValueError):
+    """A segmenter checkpoint that must not, or cannot, score these images."""
+
+
+def load_eval_segmenter(path: str | Path, num_channels: int, class_names: Sequence[str],
+                        channel_names: Sequence[str] | None = None) -> nn.Module:
+    """The evaluation U-Net in ``path`` (eval mode); a U-KAN or a mismatched network is refused."""
+    net, meta = load_segmenter(path)
+    model = meta.get("encoder", {}).get("model")
+    if model != "unet":
+        raise SegmenterError(
+            f"{path} holds a {model!r} segmenter. Only the MONAI U-Net evaluation segmenter may score images: the "
+            "U-KAN is the distillation teacher, the generator was trained to match its features, so its Dice would "
+            "flatter the generator. Train one with `meddtfm pretrain-encoder --model unet` and pass its "
+            "best.safetensors to --segmenter.")
+    if meta["in_channels"] != num_channels:
+        raise SegmenterError(f"{path} segments {meta['in_channels']}-channel images {meta['channel_names']}, "
+                             f"these have {num_channels}")
+    if tuple(meta["class_names"]) != tuple(class_names):
+        raise SegmenterError(f"{path} predicts classes {meta['class_names']}, the masks have {list(class_names)}")
+    if channel_names is not None and tuple(meta["channel_names"]) != tuple(channel_names):
+        log.warning("%s was trained on channels %s, the images have %s", path, meta["channel_names"],
+                    list(channel_names))
+    return net
+
+
+class MaskConsistency:
+    """Accumulates per-class Dice and IoU of ``segmenter(images)`` against ``masks`` over batches."""
+
+    def __init__(self, segmenter: nn.Module, class_names: Sequence[str]) -> None:
+        self.segmenter, self.class_names = segmenter, tuple(class_names)
+        self._dice = DiceMetric(include_background=True, reduction="mean_batch", ignore_empty=False)
+        self._iou = MeanIoU(include_background=True, reduction="mean_batch", ignore_empty=False)
+        self.count = 0
+
+    @torch.no_grad()
+    def update(self, images: Tensor, masks: Tensor, has_mask: Tensor | None = None) -> None:
+        """``images`` (B, C, H, W) in [-1, 1], one-hot ``masks`` (B, K, H, W); ``has_mask`` False: skipped."""
+        if has_mask is not None:
+            keep = has_mask.bool().cpu()
+            images, masks = images[keep], masks[keep]
+        if not len(images):
+            return
+        device = next(self.segmenter.parameters()).device
+        pred = (self.segmenter(images.float().to(device)).sigmoid() > 0.5).float()
+        target = (masks.to(device) > 0.5).float()
+        self._dice(pred, target)
+        self._iou(pred, target)
+        self.count += len(images)
+
+    def compute(self) -> dict[str, float]:
+        """``dice/{class}``, ``iou/{class}`` and their ``/mean`` over classes."""
+        if not self.count:
+            raise ValueError("no image with a mask was segmented")
+        out: dict[str, float] = {}
+        for name, metric in (("dice", self._dice), ("iou", self._iou)):
+            per = metric.aggregate().cpu()
+            out.update({f"{name}/{c}": float(v) for c, v in zip(self.class_names, per)})
+            out[f"{name}/mean"] = float(per.nanmean())
+        return out

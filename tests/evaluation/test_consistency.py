@@ -1,0 +1,75 @@
+import pytest
+import torch
+from torch import nn
+
+from meddtfm.evaluation.consistency import MaskConsistency, SegmenterError, load_eval_segmenter
+
+from .conftest import segmenter_checkpoint
+
+
+class ThresholdSegmenter(nn.Module):
+    """Predicts class k where channel k of the image is positive (a stand-in with known answers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > 0, 10.0, -10.0) + self.anchor
+
+
+def _masks() -> torch.Tensor:
+    m = torch.zeros(2, 2, 16, 16)
+    m[0, 0, 2:8, 2:8] = 1
+    m[1, 1, 8:12, 4:12] = 1
+    return m
+
+
+def test_perfect_and_shifted_predictions():
+    masks = _masks()
+    metric = MaskConsistency(ThresholdSegmenter(), ("NCR", "ED"))
+    metric.update(masks * 2 - 1, masks)
+    assert metric.compute() == {"dice/NCR": 1.0, "dice/ED": 1.0, "dice/mean": 1.0,
+                                "iou/NCR": 1.0, "iou/ED": 1.0, "iou/mean": 1.0}
+    shifted = MaskConsistency(ThresholdSegmenter(), ("NCR", "ED"))
+    shifted.update(masks.roll(3, dims=-1) * 2 - 1, masks)
+    out = shifted.compute()
+    # image 0, class 0: 6x6 square shifted by 3 -> overlap 18, Dice 36/72; class 1 absent and not predicted -> 1
+    assert out["dice/NCR"] == pytest.approx((0.5 + 1.0) / 2)
+    assert out["iou/NCR"] == pytest.approx((18 / 54 + 1.0) / 2)
+
+
+def test_lesion_painted_where_none_was_asked_scores_zero():
+    masks = _masks()
+    images = torch.ones_like(masks)  # every class predicted everywhere
+    metric = MaskConsistency(ThresholdSegmenter(), ("NCR", "ED"))
+    metric.update(images, masks)
+    out = metric.compute()
+    assert out["dice/NCR"] == pytest.approx((2 * 36 / (256 + 36) + 0.0) / 2)
+
+
+def test_samples_without_mask_are_skipped():
+    masks = _masks()
+    metric = MaskConsistency(ThresholdSegmenter(), ("NCR", "ED"))
+    metric.update(-torch.ones_like(masks), masks, has_mask=torch.tensor([False, False]))
+    assert metric.count == 0
+    with pytest.raises(ValueError, match="no image with a mask"):
+        metric.compute()
+
+
+def test_unet_loads_and_ukan_teacher_is_refused(tmp_path):
+    unet = segmenter_checkpoint(tmp_path / "unet.safetensors", ("t1", "t2"), ("NCR", "ED"))
+    net = load_eval_segmenter(unet, 2, ("NCR", "ED"), ("t1", "t2"))
+    assert net(torch.zeros(1, 2, 32, 32)).shape == (1, 2, 32, 32) and not net.training
+    ukan = segmenter_checkpoint(tmp_path / "ukan.safetensors", ("t1", "t2"), ("NCR", "ED"), model="ukan")
+    with pytest.raises(SegmenterError, match="teacher") as err:
+        load_eval_segmenter(ukan, 2, ("NCR", "ED"))
+    assert "pretrain-encoder --model unet" in str(err.value)
+
+
+def test_mismatched_segmenter_is_refused(tmp_path):
+    unet = segmenter_checkpoint(tmp_path / "unet.safetensors", ("t1", "t2"), ("NCR", "ED"))
+    with pytest.raises(SegmenterError, match="classes"):
+        load_eval_segmenter(unet, 2, ("lesion",))
+    with pytest.raises(SegmenterError, match="2-channel"):
+        load_eval_segmenter(unet, 3, ("NCR", "ED"))
