@@ -11,15 +11,18 @@ references ``(B, C, R, R)`` in [-1, 1]; a caption "" means "no caption" (the lea
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
 import torch
+import yaml
+from omegaconf import OmegaConf
 from torch import Tensor
 
-from .config import GeneratorConfig
+from .config import DataConfig, GeneratorConfig
 from .data.errors import BadSampleError
 from .data.io import binary_mask, read_image
 from .data.transforms import resize_pair
@@ -243,3 +246,21 @@ class Synthesizer:
         result = reference_guided(self.net, references, cond, ref_cond, self.spec, self.guidance, f_ref,
                                   t0=t0, noise=noise, region=region)
         return SolverResult(result.x.clamp(-1, 1), result.nfe, result.times)
+
+
+def training_data_config(meta_data: dict, config_path: str | None, overrides: Sequence[str]) -> DataConfig:
+    """A checkpoint's training data config <- the ``data`` of ``config_path`` <- ``data.*`` overrides; no augmentation.
+
+    ``meddtfm sample`` and ``meddtfm evaluate`` both read their conditions through it, so they see the same split.
+    """
+    merged = OmegaConf.merge(OmegaConf.structured(DataConfig), meta_data)
+    if config_path:
+        merged = OmegaConf.merge(merged, OmegaConf.load(config_path).get("data") or {})
+    merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([o[5:] for o in overrides if o.startswith("data.")]))
+    return dataclasses.replace(OmegaConf.to_object(merged), augment=False)
+
+
+def training_seed(checkpoint: Path, fallback: int) -> int:
+    """The training run's seed (it drew the splits): from the config.yaml beside the weights, else ``fallback``."""
+    beside = checkpoint.parent / "config.yaml"
+    return int((yaml.safe_load(beside.read_text()) or {}).get("seed", fallback)) if beside.is_file() else fallback

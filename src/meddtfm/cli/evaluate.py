@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import yaml
-from omegaconf import OmegaConf
 
-from ..config import Config, DataConfig
+from ..config import Config
 from .common import run_options
 
 if TYPE_CHECKING:
@@ -183,26 +181,6 @@ def _folders(c: _Common, real: str, fakes: tuple[str, ...], masks: str | None) -
                               "channel_names": list(channels), "class_names": list(classes)}
 
 
-def _data_config(trained: dict) -> DataConfig:
-    """The checkpoint's training data <- the ``data`` of ``--config`` <- ``--set data.*``; no augmentation.
-
-    As ``meddtfm sample`` does, so that both read the same split.
-    """
-    params = click.get_current_context().params
-    merged = OmegaConf.merge(OmegaConf.structured(DataConfig), trained)
-    if params.get("config_path"):
-        merged = OmegaConf.merge(merged, OmegaConf.load(params["config_path"]).get("data") or {})
-    merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([o[5:] for o in params.get("overrides", ())
-                                                             if o.startswith("data.")]))
-    return dataclasses.replace(OmegaConf.to_object(merged), augment=False)
-
-
-def _split_seed(checkpoint: Path, fallback: int) -> int:
-    """The training run's seed (it drew the splits): from the config.yaml beside the weights, else ``fallback``."""
-    beside = checkpoint.parent / "config.yaml"
-    return int((yaml.safe_load(beside.read_text()) or {}).get("seed", fallback)) if beside.is_file() else fallback
-
-
 def _checkpoint(c: _Common, checkpoint: str, split: str, seeds: list[int], sample_mode: str, limit: int,
                 sampling: dict) -> tuple[dict, Evaluation, dict]:
     """Mode B: sample the checkpoint for the masks of ``split``, one run per seed."""
@@ -210,10 +188,13 @@ def _checkpoint(c: _Common, checkpoint: str, split: str, seeds: list[int], sampl
 
     from ..data import build_dataset
     from ..evaluation.generation import WithReference, generated_batches, load_generate
+    from ..synthesis import training_data_config, training_seed
     from ..training.distributed import pick_device
 
     generate, info = load_generate(checkpoint, sample_mode, pick_device(c.cfg.train.device), **sampling)
-    data, split_seed = _data_config(info.pop("data")), _split_seed(Path(checkpoint), c.cfg.seed)
+    params = click.get_current_context().params
+    data = training_data_config(info.pop("data"), params.get("config_path"), params.get("overrides", ()))
+    split_seed = training_seed(Path(checkpoint), c.cfg.seed)
     dataset = build_dataset(data, split, seed=split_seed)
     dataset = Subset(dataset, range(min(limit, len(dataset)))) if limit > 0 else dataset
     dataset = WithReference(dataset) if sample_mode == "reference" else dataset

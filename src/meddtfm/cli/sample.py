@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING
 
 import click
 import torch
-import yaml
-from omegaconf import OmegaConf
 from PIL import Image
 from tqdm import tqdm
 
@@ -60,15 +58,6 @@ def _files(folder: str) -> dict[str, Path]:
                 raise click.UsageError(f"{folder}: two files named {p.stem} ({found[p.stem].name}, {p.name})")
             found[p.stem] = p
     return found
-
-
-def _data_config(meta_data: dict, config_path: str | None, overrides: tuple[str, ...]) -> DataConfig:
-    """The training data config <- the ``data`` of ``--config`` <- ``--set data.*``; no augmentation."""
-    merged = OmegaConf.merge(OmegaConf.structured(DataConfig), meta_data)
-    if config_path:
-        merged = OmegaConf.merge(merged, OmegaConf.load(config_path).get("data") or {})
-    merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([o[5:] for o in overrides if o.startswith("data.")]))
-    return dataclasses.replace(OmegaConf.to_object(merged), augment=False)
 
 
 def _pick(sample: dict, *keys: str) -> dict:
@@ -140,12 +129,6 @@ def _conditions(meta: GeneratorMeta, opts: dict, data_cfg: Callable[[], DataConf
             c.reference = functools.partial(read_reference, refs[c.name])
             c.reference_name = str(refs[c.name])
     return conds[:opts["limit"]] if opts["limit"] > 0 else conds
-
-
-def _split_seed(checkpoint: Path, fallback: int) -> int:
-    """The training run's seed (it chose the splits): from the config.yaml beside the weights, else ``fallback``."""
-    beside = checkpoint.parent / "config.yaml"
-    return int((yaml.safe_load(beside.read_text()) or {}).get("seed", fallback)) if beside.is_file() else fallback
 
 
 def _write_outputs(image: torch.Tensor, mask: torch.Tensor | None, meta: GeneratorMeta, cond: Condition, out: Path,
@@ -229,7 +212,7 @@ def _run_batch(synth: Synthesizer, batch: list[tuple[Condition, int, int]],
 def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts) -> None:
     """Synthesise images for masks and/or captions; write PNGs, grid.png, NIfTI (BraTS) and manifest.csv to OUT."""
     from ..flow.sampling import Guidance, SolverSpec, sample_seed
-    from ..synthesis import Synthesizer, load_generator
+    from ..synthesis import Synthesizer, load_generator, training_data_config, training_seed
     from ..training.checkpoint import CheckpointError
     from ..training.distributed import pick_device
     from ..viz import overlay, save_grid, to_rgb
@@ -254,8 +237,8 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
     try:
         net, meta = load_generator(checkpoint, teacher, reference, pick_device(cfg.train.device))
         params = click.get_current_context().params
-        data_cfg = functools.partial(_data_config, meta.data, params["config_path"], params["overrides"])
-        conds = _conditions(meta, opts, data_cfg, _split_seed(Path(checkpoint), cfg.seed))
+        data_cfg = functools.partial(training_data_config, meta.data, params["config_path"], params["overrides"])
+        conds = _conditions(meta, opts, data_cfg, training_seed(Path(checkpoint), cfg.seed))
         if opts["split"]:
             save_config(dataclasses.replace(cfg, data=data_cfg()), out / "config.yaml")
         synth = Synthesizer(net, meta, spec, guidance)

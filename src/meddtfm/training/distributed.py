@@ -60,6 +60,11 @@ def mean_across_ranks(values: dict[str, float], env: DistEnv) -> dict[str, float
     return {k: float(v) / env.world_size for k, v in zip(keys, t.tolist())}
 
 
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Move a sample dict's tensors to ``device`` (strings and numbers stay as they are)."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
 def any_rank(flag: bool, env: DistEnv) -> bool:
     """True on every process when it is True on at least one (keeps ranks stopping together)."""
     if not env.distributed:

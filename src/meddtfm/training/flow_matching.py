@@ -31,7 +31,7 @@ from ..models.projector import ProjectorSet
 from ..models.text import CaptionTokenizer
 from ..models.ukan import FrozenTeacher
 from ..viz import overlay, save_grid, to_rgb
-from .distributed import DistEnv
+from .distributed import DistEnv, to_device
 from .loop import Nets, Phase
 from .losses import AdversarialLoss, DistillationLoss, FlowMatchingLoss
 
@@ -158,7 +158,7 @@ class MedDTFMTask:
         for i, batch in enumerate(loader):
             if i >= self.cfg.flow.val_batches:
                 break
-            batch = {k: v.to(env.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+            batch = to_device(batch, env.device)
             x1 = batch["image"]
             g = torch.Generator(x1.device).manual_seed(10_000 + i)
             x0 = torch.randn(x1.shape, generator=g, device=x1.device)
@@ -177,7 +177,7 @@ class MedDTFMTask:
             return
         gen = nets["generator"].eval()
         device = next(gen.parameters()).device
-        batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self._preview.items()}
+        batch = to_device(self._preview, device)
         cond = gen.condition(**self.condition_inputs(batch))
         x0 = torch.randn(batch["image"].shape, generator=torch.Generator(device).manual_seed(0), device=device)
         x = integrate(lambda x, t: gen(x, t, cond), x0, "heun", steps=self.cfg.flow.sample_steps).x

@@ -44,7 +44,7 @@ from ..models.pix2pixhd import MaskToImage, Pix2PixHDGenerator, VGGLoss
 from ..models.text import CaptionTokenizer
 from ..viz import overlay, save_grid, to_rgb
 from .checkpoint import CheckpointError, load_weights
-from .distributed import DistEnv
+from .distributed import DistEnv, to_device
 from .loop import Nets, Phase
 from .losses import AdversarialLoss, discriminator_feature_loss, style_loss
 
@@ -169,7 +169,7 @@ class GANTask:
         for i, batch in enumerate(loader):
             if i >= self.cfg.gan.val_batches:
                 break
-            batch = {k: v.to(env.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+            batch = to_device(batch, env.device)
             fake = gen(*self.inputs(batch))
             total += F.l1_loss(fake.float(), batch["image"].float(), reduction="sum").item() / fake[0].numel()
             count += fake.shape[0]
@@ -185,7 +185,7 @@ class GANTask:
             return
         gen = nets["generator"].eval()
         device = next(gen.parameters()).device
-        batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self._preview.items()}
+        batch = to_device(self._preview, device)
         fake = gen.generate(*self.inputs(batch))
         gen.train()
         rows = [[overlay(r, m), to_rgb(r), to_rgb(s)]

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from ..config import Config, to_dict
 from ..data.base import MedicalDataset
 from .checkpoint import list_states, load_state, save_state, save_weights
-from .distributed import DistEnv, ShardedSampler, any_rank, batches_per_epoch, mean_across_ranks
+from .distributed import DistEnv, ShardedSampler, any_rank, to_device, batches_per_epoch, mean_across_ranks
 from .logs import MetricLogger
 
 log = logging.getLogger(__name__)
@@ -69,10 +69,6 @@ class TrainResult:
     seconds: float = 0.0  # time in training steps (data, forward, backward, update, EMA); not eval or I/O
     last: dict[str, float] = field(default_factory=dict)
     best: float | None = None
-
-
-def _to(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
 
 def _batches(loader: DataLoader, sampler: ShardedSampler, start: int, per_epoch: int) -> Iterator[dict]:
@@ -137,7 +133,7 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
     started, done, step_seconds = time.monotonic(), step >= tc.steps, 0.0
     while not done:
         tick = time.perf_counter()
-        micro = [_to(next(stream), env.device) for _ in range(tc.grad_accumulation)]
+        micro = [to_device(next(stream), env.device) for _ in range(tc.grad_accumulation)]
         logs = {}
         for phase in phases:
             if step < phase.start_step:
