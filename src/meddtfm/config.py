@@ -78,7 +78,7 @@ class TrainConfig:
     warmup_steps: int = 500
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     grad_accumulation: int = 1
-    ema_decay: float = 0.999
+    ema_decay: float = 0.999  # reached after a warm-up: min(ema_decay, (1 + n) / (10 + n)) at update n
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     compile: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N

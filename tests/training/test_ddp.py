@@ -27,15 +27,21 @@ def _losses(out):
         return [float(r["value"]) for r in csv.DictReader(fh) if r["name"] == "seg/loss"]
 
 
+def _rank_logs(log_dir) -> str:
+    """What each rank printed (torchrun --redirects), to say why a rank died."""
+    return "\n".join(f"--- {p.relative_to(log_dir)}\n{p.read_text()[-1500:]}" for p in sorted(log_dir.rglob("*.log")))
+
+
 def test_two_gloo_processes_match_one_process(tmp_path):
-    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "GLOO_SOCKET_IFNAME": "lo"}
     single = subprocess.run([sys.executable, "-m", "meddtfm", *ARGS, "--set", "data.batch_size=4",
                              "--out", str(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=240)
     assert single.returncode == 0, single.stderr[-2000:]
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-                          f"--master_port={_free_port()}", "-m", "meddtfm", *ARGS, "--set", "data.batch_size=2",
+                          "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
+                          f"--log-dir={tmp_path / 'logs'}", "--redirects=3", "-m", "meddtfm", *ARGS, "--set", "data.batch_size=2",
                           "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=240)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert ddp.returncode == 0, ddp.stderr[-1000:] + _rank_logs(tmp_path / "logs")
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert len(one) == len(two) == 4
     assert one == pytest.approx(two, rel=1e-4, abs=1e-5)

@@ -1,19 +1,36 @@
-"""``meddtfm pretrain-encoder``: stage 1, the segmenters."""
+"""``meddtfm pretrain-encoder`` (the segmenters) and ``meddtfm train`` (the generators)."""
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..config import Config
 from .common import run_options
 
+if TYPE_CHECKING:
+    from ..training.distributed import DistEnv
+
 
 def _resume_option(fn):
     fn = click.option("--resume", "resume", type=click.Path(dir_okay=False, exists=True), default=None,
                       help="Training state to resume from (default: the newest in OUT/checkpoints, if any).")(fn)
     return click.option("--fresh", is_flag=True, help="Ignore checkpoints already in OUT/checkpoints.")(fn)
+
+
+def _drop_checkpoints(out: Path, fresh: bool, env: DistEnv) -> None:
+    """``--fresh``: rank 0 deletes the training states already in OUT/checkpoints before any rank looks."""
+    if not fresh:
+        return
+    if env.is_main:
+        for old in (out / "checkpoints").glob("step_*.pt"):
+            old.unlink(missing_ok=True)
+    if env.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 @click.command("pretrain-encoder")
@@ -24,7 +41,7 @@ def _resume_option(fn):
 def pretrain_encoder(cfg: Config, out: Path, model: str | None, resume: str | None, fresh: bool) -> None:
     """Train a segmenter on the dataset's masks (Dice + BCE), validate per class, keep OUT/best.safetensors."""
     from ..data import build_dataset
-    from ..training.distributed import init_distributed
+    from ..training.distributed import distributed_session
     from ..training.loop import train
     from ..training.segmentation import SegmentationTask
     from .common import seed_everything
@@ -32,13 +49,11 @@ def pretrain_encoder(cfg: Config, out: Path, model: str | None, resume: str | No
     if model is not None:
         cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, model=model))
     seed_everything(cfg.seed)
-    env = init_distributed(cfg.train.device)
-    train_set, val_set = build_dataset(cfg.data, "train", cfg.seed), build_dataset(cfg.data, "val", cfg.seed)
-    if fresh:
-        for old in (out / "checkpoints").glob("step_*.pt"):
-            old.unlink()
-    result = train(SegmentationTask(cfg, train_set), cfg, train_set, val_set if len(val_set) else None, env, out,
-                   resume=Path(resume) if resume else None)
+    with distributed_session(cfg.train.device) as env:
+        train_set, val_set = build_dataset(cfg.data, "train", cfg.seed), build_dataset(cfg.data, "val", cfg.seed)
+        _drop_checkpoints(out, fresh, env)
+        result = train(SegmentationTask(cfg, train_set), cfg, train_set, val_set if len(val_set) else None, env, out,
+                       resume=Path(resume) if resume else None)
     if env.is_main:
         click.echo(f"trained {cfg.encoder.model} for {result.step} steps; best val mean Dice {result.best}; "
                    f"weights: {out / 'best.safetensors'}")
@@ -57,30 +72,28 @@ def train_command(cfg: Config, out: Path, model: str, resume: str | None, fresh:
     """
     from ..data import build_dataset
     from ..models.segmenters import load_teacher
-    from ..training.distributed import init_distributed
+    from ..training.distributed import distributed_session
     from ..training.flow_matching import MedDTFMTask
     from ..training.gan import GANTask
     from ..training.loop import train
     from .common import seed_everything
 
     seed_everything(cfg.seed)
-    env = init_distributed(cfg.train.device)
-    train_set, val_set = build_dataset(cfg.data, "train", cfg.seed), build_dataset(cfg.data, "val", cfg.seed)
-    teacher = None
-    if model == "meddtfm" and cfg.encoder.checkpoint:
-        teacher, meta = load_teacher(cfg.encoder.checkpoint)
-        if tuple(meta["channel_names"]) != tuple(train_set.channel_names):
-            raise click.UsageError(f"the teacher {cfg.encoder.checkpoint} was trained on channels {meta['channel_names']}, "
-                                   f"the data has {list(train_set.channel_names)}")
-    if fresh:
-        for old in (out / "checkpoints").glob("step_*.pt"):
-            old.unlink()
-    try:
-        task = MedDTFMTask(cfg, train_set, teacher, env) if model == "meddtfm" else GANTask(cfg, train_set, env, model)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
-    result = train(task, cfg, train_set, val_set if len(val_set) else None, env, out,
-                   resume=Path(resume) if resume else None)
+    with distributed_session(cfg.train.device) as env:
+        train_set, val_set = build_dataset(cfg.data, "train", cfg.seed), build_dataset(cfg.data, "val", cfg.seed)
+        teacher = None
+        if model == "meddtfm" and cfg.encoder.checkpoint:
+            teacher, meta = load_teacher(cfg.encoder.checkpoint)
+            if tuple(meta["channel_names"]) != tuple(train_set.channel_names):
+                raise click.UsageError(f"the teacher {cfg.encoder.checkpoint} was trained on channels "
+                                       f"{meta['channel_names']}, the data has {list(train_set.channel_names)}")
+        _drop_checkpoints(out, fresh, env)
+        try:
+            task = MedDTFMTask(cfg, train_set, teacher, env) if model == "meddtfm" else GANTask(cfg, train_set, env, model)
+        except ValueError as err:
+            raise click.UsageError(str(err)) from err
+        result = train(task, cfg, train_set, val_set if len(val_set) else None, env, out,
+                       resume=Path(resume) if resume else None)
     if env.is_main:
         metric = "L_FM" if model == "meddtfm" else "L1"
         click.echo(f"trained {model} for {result.step} steps in {result.seconds:.0f} s; best val {metric} {result.best}; "

@@ -1,6 +1,7 @@
 """Devices and data parallelism: torchrun environment, device choice, resumable sharded sampling."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -48,6 +49,23 @@ def init_distributed(preference: str = "auto") -> DistEnv:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world)
     return DistEnv(rank, world, device)
+
+
+@contextlib.contextmanager
+def distributed_session(preference: str = "auto") -> Iterator[DistEnv]:
+    """``init_distributed`` for the length of a command; on success all ranks meet, then leave the group.
+
+    Without the final barrier a rank that finishes early (no checkpoint to write) tears down its
+    gloo pairs while rank 0 still uses them, and the C++ side aborts the process.
+    """
+    env = init_distributed(preference)
+    try:
+        yield env
+        if env.distributed:
+            dist.barrier()
+    finally:
+        if env.distributed and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def mean_across_ranks(values: dict[str, float], env: DistEnv) -> dict[str, float]:
