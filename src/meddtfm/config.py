@@ -41,6 +41,7 @@ class DataConfig:
     intensity_percentiles: list[float] = field(default_factory=lambda: [0.5, 99.5])
     val_fraction: float = 0.1
     test_fraction: float = 0.0
+    split_seed: int = 0  # shuffles subjects into splits; not the run seed, so every model of a study shares one test set
     augment: bool = True
     on_bad_sample: str = "error"  # error | skip
     volume_cache: int = 8  # BraTS: decoded volumes kept per worker

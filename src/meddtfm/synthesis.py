@@ -18,7 +18,6 @@ from typing import Literal, Sequence
 
 import numpy as np
 import torch
-import yaml
 from omegaconf import OmegaConf
 from torch import Tensor
 
@@ -258,9 +257,3 @@ def training_data_config(meta_data: dict, config_path: str | None, overrides: Se
         merged = OmegaConf.merge(merged, OmegaConf.load(config_path).get("data") or {})
     merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([o[5:] for o in overrides if o.startswith("data.")]))
     return dataclasses.replace(OmegaConf.to_object(merged), augment=False)
-
-
-def training_seed(checkpoint: Path, fallback: int) -> int:
-    """The training run's seed (it drew the splits): from the config.yaml beside the weights, else ``fallback``."""
-    beside = checkpoint.parent / "config.yaml"
-    return int((yaml.safe_load(beside.read_text()) or {}).get("seed", fallback)) if beside.is_file() else fallback

@@ -88,10 +88,10 @@ def test_checkpoint_mode_over_seeds(tmp_path, monkeypatch, mode):
 
     monkeypatch.setattr(generation, "load_generate", fake_load)
     (tmp_path / "g.safetensors").write_bytes(b"")
-    (tmp_path / "config.yaml").write_text("seed: 3\n")  # the training run's, beside its weights: it drew the split
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(tmp_path / "g.safetensors"), "--seeds", "0, 1",
                                       "--mode", mode, "--metrics", "paired", "--set", "data.test_fraction=0.5",
+                                      "--set", "data.split_seed=3",
                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "metrics.json").read_text())

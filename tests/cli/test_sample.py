@@ -95,6 +95,7 @@ def test_reference_mode_from_folders_blends_and_checks_inputs(tmp_path: Path, ph
     flair = _pixels(tmp_path / "out" / "images" / "lesion_flair.png")
     expected = np.round((reference[0] + 1) * 127.5).astype(np.uint8)
     assert np.array_equal(flair[~region], expected[~region])
+    assert float(row["ssim_ref_outside_lesion"]) > 0.9 and "SSIM to the reference outside the lesion" in out
     np.save(masks / "soft.npy", np.full((3, 32, 32), 0.5, np.float32))
     code, out = _run(*args, "--out", str(tmp_path / "bad"))
     assert code == 2 and "no reference named soft" in out

@@ -4,7 +4,7 @@ import pytest
 import torch
 from monai.metrics import SSIMMetric
 
-from meddtfm.evaluation.metrics import WANG_WEIGHTS, PairedMetrics, ms_ssim_scales, ms_ssim_weights
+from meddtfm.evaluation.metrics import WANG_WEIGHTS, PairedMetrics, masked_ssim, ms_ssim_scales, ms_ssim_weights
 
 
 def _images(b: int = 3, c: int = 2, s: int = 64, seed: int = 0) -> torch.Tensor:
@@ -79,3 +79,16 @@ def test_bad_inputs_are_refused():
         PairedMetrics(("t1",), 8)
     with pytest.raises(ValueError, match="no image pairs"):
         m.compute()
+
+
+def test_masked_ssim_ignores_what_changed_inside_the_region():
+    real = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    fake = real.clone()
+    fake[:, :, 24:40, 24:40] = -real[:, :, 24:40, 24:40]
+    keep = torch.ones(2, 1, 64, 64, dtype=torch.bool)
+    keep[:, :, 14:50, 14:50] = False  # the change dilated by more than the window's half-width
+    assert torch.allclose(masked_ssim(fake, real, keep), torch.ones(2), atol=1e-5)
+    assert (masked_ssim(fake, real, torch.ones_like(keep)) < 0.9).all()
+    assert torch.isnan(masked_ssim(fake, real, torch.zeros_like(keep))).all()
+    with pytest.raises(ValueError, match="do not fit"):
+        masked_ssim(fake, real, keep[:, :, :32])

@@ -70,8 +70,8 @@ def _requirements(metrics: tuple[str, ...], segmenter: str | None, inception: st
 @click.option("--checkpoint", type=click.Path(dir_okay=False, exists=True),
               help="Mode B: a `meddtfm train` generator (meddtfm, pix2pixhd or medgan) to sample from.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True,
-              help="Mode B: split of the checkpoint's dataset whose masks condition (drawn with the training seed, "
-                   "from config.yaml beside the checkpoint, else --seed); --set data.* overrides its data config.")
+              help="Mode B: split of the checkpoint's dataset whose masks condition (its data.split_seed draws the "
+                   "training run's splits); --set data.* overrides its data config.")
 @click.option("--seeds", default="0", show_default=True, callback=_seeds, help="Mode B: sampling seeds, e.g. 0,1,2.")
 @click.option("--mode", "sample_mode", type=click.Choice(["noise", "reference"]), default="noise", show_default=True,
               help="Mode B: noise-based (Eq. 7) or reference-guided (Eq. 6, anatomy of the next sample) synthesis.")
@@ -188,14 +188,13 @@ def _checkpoint(c: _Common, checkpoint: str, split: str, seeds: list[int], sampl
 
     from ..data import build_dataset
     from ..evaluation.generation import WithReference, generated_batches, load_generate
-    from ..synthesis import training_data_config, training_seed
+    from ..synthesis import training_data_config
     from ..training.distributed import pick_device
 
     generate, info = load_generate(checkpoint, sample_mode, pick_device(c.cfg.train.device), **sampling)
     params = click.get_current_context().params
     data = training_data_config(info.pop("data"), params.get("config_path"), params.get("overrides", ()))
-    split_seed = training_seed(Path(checkpoint), c.cfg.seed)
-    dataset = build_dataset(data, split, seed=split_seed)
+    dataset = build_dataset(data, split)
     dataset = Subset(dataset, range(min(limit, len(dataset)))) if limit > 0 else dataset
     dataset = WithReference(dataset) if sample_mode == "reference" else dataset
     loader = DataLoader(dataset, batch_size=c.batch_size, shuffle=False, num_workers=data.num_workers)
@@ -210,5 +209,5 @@ def _checkpoint(c: _Common, checkpoint: str, split: str, seeds: list[int], sampl
     if sample_mode == "reference":
         evaluation.notes.append("reference mode: sample i has its own mask in the anatomy of sample i+1 of the split "
                                 "(inverted to t0); its paired metrics compare with that reference image")
-    return runs, evaluation, {**info, "checkpoint": checkpoint, "split": split, "split_seed": split_seed,
+    return runs, evaluation, {**info, "checkpoint": checkpoint, "split": split, "split_seed": data.split_seed,
                               "seeds": seeds, "samples": len(dataset), "data": dataclasses.asdict(data)}

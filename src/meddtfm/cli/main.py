@@ -6,6 +6,7 @@ import click
 from .common import setup_logging
 from .data import data
 from .evaluate import evaluate
+from .reproduce import reproduce
 from .sample import sample
 from .train import pretrain_encoder, train_command
 
@@ -23,3 +24,4 @@ cli.add_command(pretrain_encoder)
 cli.add_command(train_command)
 cli.add_command(sample)
 cli.add_command(evaluate)
+cli.add_command(reproduce)

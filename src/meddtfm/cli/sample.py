@@ -3,14 +3,15 @@
 Conditions: ``--masks DIR`` (one file per condition, named by its stem: ``.npy`` one-hot ``K x H x W`` or
 ``H x W`` label map, or a PNG label map, value i = i-th class, BraTS's 4 = ET, 0/255 for one class;
 resized to the model's resolution as the loaders do), ``--dataset SPLIT`` (the training data config,
-changed by ``--config`` / ``--set``; the split seed is the training run's, read from the config.yaml
-beside the weights), or ``--captions FILE`` alone (csv ``name,caption``; with masks it sets their
-captions). References: ``--reference DIR`` (``NAME.npy`` ``C x H x W`` in [-1, 1], or an image for 1 or 3
+changed by ``--config`` / ``--set``; its ``data.split_seed`` draws the training run's splits), or
+``--captions FILE`` alone (csv ``name,caption``; with masks it sets their captions). References: ``--reference DIR`` (``NAME.npy`` ``C x H x W`` in [-1, 1], or an image for 1 or 3
 channels) or ``--dataset-reference healthy``: the healthy slice of the same subject nearest the condition's.
 
 OUT gets ``images/NAME[_CHANNEL].png``, ``grid.png`` (mask over sample | sample [| reference], first 32),
 ``nifti/NAME_<sequence>.nii.gz`` + ``NAME_seg.nii.gz`` for NIfTI datasets (``data.nifti_out``), and
-``manifest.csv``. Sample k of condition NAME uses ``sample_seed(--seed, NAME, k)``: the same pixels
+``manifest.csv``; in reference mode its ``ssim_ref_outside_lesion`` is the SSIM of each sample to its
+reference outside the new lesion dilated by ``OUTSIDE_MARGIN`` px (how much anatomy the edit kept; the
+command prints the mean). Sample k of condition NAME uses ``sample_seed(--seed, NAME, k)``: the same pixels
 whatever the batch size or the other conditions.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from ..synthesis import GeneratorMeta, Synthesizer
 
 GRID_ROWS = 32
+OUTSIDE_MARGIN = 4  # px: "outside the lesion" is outside the new mask dilated by this much
 
 
 @dataclasses.dataclass
@@ -64,11 +66,10 @@ def _pick(sample: dict, *keys: str) -> dict:
     return {k: sample[k] for k in keys}
 
 
-def _dataset_conditions(meta: GeneratorMeta, data_cfg: DataConfig, split: str, seed: int,
-                        healthy_refs: bool) -> list[Condition]:
+def _dataset_conditions(meta: GeneratorMeta, data_cfg: DataConfig, split: str, healthy_refs: bool) -> list[Condition]:
     from ..data import build_dataset
 
-    ds = build_dataset(data_cfg, split, seed)
+    ds = build_dataset(data_cfg, split)
     got = (ds.channel_names, ds.class_names, data_cfg.resolution)
     trained = (meta.channel_names, meta.class_names, meta.resolution)
     if got != trained:
@@ -76,7 +77,7 @@ def _dataset_conditions(meta: GeneratorMeta, data_cfg: DataConfig, split: str, s
                                "{} px".format(*got, *trained))
     healthy, refs = None, {}
     if healthy_refs:
-        healthy = build_dataset(dataclasses.replace(data_cfg, slices="healthy"), split, seed)
+        healthy = build_dataset(dataclasses.replace(data_cfg, slices="healthy"), split)
         for j, r in enumerate(healthy.records):
             if r.label == "healthy":
                 refs.setdefault(r.subject_id, []).append((r.slice_index, j))
@@ -96,8 +97,7 @@ def _dataset_conditions(meta: GeneratorMeta, data_cfg: DataConfig, split: str, s
     return conds
 
 
-def _conditions(meta: GeneratorMeta, opts: dict, data_cfg: Callable[[], DataConfig],
-                split_seed: int) -> list[Condition]:
+def _conditions(meta: GeneratorMeta, opts: dict, data_cfg: Callable[[], DataConfig]) -> list[Condition]:
     from ..synthesis import read_mask_file, read_reference_file
 
     captions: dict[str, str] = {}
@@ -105,7 +105,7 @@ def _conditions(meta: GeneratorMeta, opts: dict, data_cfg: Callable[[], DataConf
         with open(opts["captions_file"], newline="") as fh:
             captions = {row["name"]: row["caption"] for row in csv.DictReader(fh)}
     if opts["split"]:
-        conds = _dataset_conditions(meta, data_cfg(), opts["split"], split_seed, opts["dataset_reference"] == "healthy")
+        conds = _dataset_conditions(meta, data_cfg(), opts["split"], opts["dataset_reference"] == "healthy")
     elif opts["masks_dir"]:
         def read(p: Path) -> dict:
             return {"mask": read_mask_file(p, meta.class_names, meta.resolution), "has_mask": True}
@@ -177,6 +177,23 @@ def _run_batch(synth: Synthesizer, batch: list[tuple[Condition, int, int]],
     return result.x.cpu(), result.nfe, loaded, refs
 
 
+def _ssim_outside(images: torch.Tensor, loaded: list[dict], refs: list[dict]) -> list[float | str]:
+    """Reference mode: per sample, SSIM to its reference outside the new lesion ("" without a mask or reference)."""
+    from ..evaluation.metrics import masked_ssim
+    from ..flow.sampling import lesion_region
+
+    if not refs:
+        return [""] * len(images)
+    scores: list[float | str] = []
+    for image, x, ref in zip(images, loaded, refs):
+        if not x["has_mask"] or x["mask"] is None:
+            scores.append("")
+            continue
+        keep = ~lesion_region(x["mask"][None].float(), OUTSIDE_MARGIN)
+        scores.append(float(masked_ssim(image[None], ref["image"][None].to(image.dtype), keep)[0]))
+    return scores
+
+
 @click.command("sample")
 @run_options(default_out="runs/sample")
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False, exists=True),
@@ -212,7 +229,7 @@ def _run_batch(synth: Synthesizer, batch: list[tuple[Condition, int, int]],
 def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts) -> None:
     """Synthesise images for masks and/or captions; write PNGs, grid.png, NIfTI (BraTS) and manifest.csv to OUT."""
     from ..flow.sampling import Guidance, SolverSpec, sample_seed
-    from ..synthesis import Synthesizer, load_generator, training_data_config, training_seed
+    from ..synthesis import Synthesizer, load_generator, training_data_config
     from ..training.checkpoint import CheckpointError
     from ..training.distributed import pick_device
     from ..viz import overlay, save_grid, to_rgb
@@ -238,7 +255,7 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
         net, meta = load_generator(checkpoint, teacher, reference, pick_device(cfg.train.device))
         params = click.get_current_context().params
         data_cfg = functools.partial(training_data_config, meta.data, params["config_path"], params["overrides"])
-        conds = _conditions(meta, opts, data_cfg, training_seed(Path(checkpoint), cfg.seed))
+        conds = _conditions(meta, opts, data_cfg)
         if opts["split"]:
             save_config(dataclasses.replace(cfg, data=data_cfg()), out / "config.yaml")
         synth = Synthesizer(net, meta, spec, guidance)
@@ -254,6 +271,7 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
             for i in range(0, len(jobs), batch_size):
                 batch = jobs[i:i + batch_size]
                 images, nfe, loaded, refs = _run_batch(synth, batch, opts)
+                kept = _ssim_outside(images, loaded, refs)
                 for j, (c, k, seed) in enumerate(batch):
                     name = c.name if opts["num_per_condition"] == 1 else f"{c.name}_{k}"
                     mask = loaded[j]["mask"] if loaded[j]["has_mask"] else None
@@ -264,7 +282,7 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
                                     + [to_rgb(x["image"]) for x in refs[j:j + 1]])
                     manifest.append({"name": name, "files": ";".join(str(f.relative_to(out)) for f in files),
                                      "condition": c.source, "reference": c.reference_name, "caption": c.caption,
-                                     "seed": seed, **settings, "nfe_used": nfe})
+                                     "seed": seed, **settings, "nfe_used": nfe, "ssim_ref_outside_lesion": kept[j]})
                 bar.update(len(batch))
     except (ValueError, CheckpointError) as err:  # BadSampleError, ConditionError, bad solver settings
         raise click.ClickException(str(err)) from err
@@ -274,3 +292,7 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
         writer.writeheader()
         writer.writerows(manifest)
     click.echo(f"wrote {len(manifest)} samples to {out} (manifest.csv, grid.png)")
+    kept = [r["ssim_ref_outside_lesion"] for r in manifest if r["ssim_ref_outside_lesion"] != ""]
+    if kept:
+        click.echo(f"SSIM to the reference outside the lesion (dilated {OUTSIDE_MARGIN} px): "
+                   f"mean {sum(kept) / len(kept):.4f} over {len(kept)} samples")

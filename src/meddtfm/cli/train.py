@@ -12,6 +12,7 @@ from .common import run_options
 
 if TYPE_CHECKING:
     from ..training.distributed import DistEnv
+    from ..training.loop import TrainResult
 
 
 def _resume_option(fn):
@@ -33,13 +34,9 @@ def _drop_checkpoints(out: Path, fresh: bool, env: DistEnv) -> None:
         dist.barrier()
 
 
-@click.command("pretrain-encoder")
-@run_options(default_out="runs/encoder")
-@click.option("--model", type=click.Choice(["ukan", "unet"]), default=None,
-              help="ukan: the distillation teacher (default); unet: MONAI BasicUNet, the independent evaluation segmenter.")
-@_resume_option
-def pretrain_encoder(cfg: Config, out: Path, model: str | None, resume: str | None, fresh: bool) -> None:
-    """Train a segmenter on the dataset's masks (Dice + BCE), validate per class, keep OUT/best.safetensors."""
+def run_pretraining(cfg: Config, out: Path, model: str | None = None, resume: Path | None = None,
+                    fresh: bool = False) -> tuple[TrainResult, DistEnv]:
+    """``meddtfm pretrain-encoder``'s work: train segmenter ``model`` (default: ``cfg.encoder.model``) into ``out``."""
     from ..data import build_dataset
     from ..training.distributed import distributed_session
     from ..training.loop import train
@@ -53,23 +50,26 @@ def pretrain_encoder(cfg: Config, out: Path, model: str | None, resume: str | No
         train_set, val_set = build_dataset(cfg.data, "train", cfg.seed), build_dataset(cfg.data, "val", cfg.seed)
         _drop_checkpoints(out, fresh, env)
         result = train(SegmentationTask(cfg, train_set), cfg, train_set, val_set if len(val_set) else None, env, out,
-                       resume=Path(resume) if resume else None)
+                       resume=resume)
+    return result, env
+
+
+@click.command("pretrain-encoder")
+@run_options(default_out="runs/encoder")
+@click.option("--model", type=click.Choice(["ukan", "unet"]), default=None,
+              help="ukan: the distillation teacher (default); unet: MONAI BasicUNet, the independent evaluation segmenter.")
+@_resume_option
+def pretrain_encoder(cfg: Config, out: Path, model: str | None, resume: str | None, fresh: bool) -> None:
+    """Train a segmenter on the dataset's masks (Dice + BCE), validate per class, keep OUT/best.safetensors."""
+    result, env = run_pretraining(cfg, out, model, Path(resume) if resume else None, fresh)
     if env.is_main:
-        click.echo(f"trained {cfg.encoder.model} for {result.step} steps; best val mean Dice {result.best}; "
+        click.echo(f"trained {model or cfg.encoder.model} for {result.step} steps; best val mean Dice {result.best}; "
                    f"weights: {out / 'best.safetensors'}")
 
 
-@click.command("train")
-@run_options(default_out="runs/train")
-@click.option("--model", type=click.Choice(["pix2pixhd", "medgan", "meddtfm"]), default="meddtfm", show_default=True,
-              help="meddtfm: the flow with distillation (flow.dt_weights=[0,0,0,0] is 'Ours (no DT)'); "
-                   "pix2pixhd, medgan: the GAN baselines of Table 1 (config section gan).")
-@_resume_option
-def train_command(cfg: Config, out: Path, model: str, resume: str | None, fresh: bool) -> None:
-    """Train a generator; checkpoints, logs (CSV, TensorBoard), sample grids and weights go to OUT.
-
-    Runs on every GPU torchrun gives it: torchrun --nproc_per_node=4 -m meddtfm train --config ...
-    """
+def run_training(cfg: Config, out: Path, model: str = "meddtfm", resume: Path | None = None,
+                 fresh: bool = False) -> tuple[TrainResult, DistEnv]:
+    """``meddtfm train``'s work: train the generator ``model`` into ``out``; bad settings raise ``click.UsageError``."""
     from ..data import build_dataset
     from ..models.segmenters import load_teacher
     from ..training.distributed import distributed_session
@@ -92,10 +92,23 @@ def train_command(cfg: Config, out: Path, model: str, resume: str | None, fresh:
             task = MedDTFMTask(cfg, train_set, teacher, env) if model == "meddtfm" else GANTask(cfg, train_set, env, model)
         except ValueError as err:
             raise click.UsageError(str(err)) from err
-        result = train(task, cfg, train_set, val_set if len(val_set) else None, env, out,
-                       resume=Path(resume) if resume else None)
+        result = train(task, cfg, train_set, val_set if len(val_set) else None, env, out, resume=resume)
+    return result, env
+
+
+@click.command("train")
+@run_options(default_out="runs/train")
+@click.option("--model", type=click.Choice(["pix2pixhd", "medgan", "meddtfm"]), default="meddtfm", show_default=True,
+              help="meddtfm: the flow with distillation (flow.dt_weights=[0,0,0,0] is 'Ours (no DT)'); "
+                   "pix2pixhd, medgan: the GAN baselines of Table 1 (config section gan).")
+@_resume_option
+def train_command(cfg: Config, out: Path, model: str, resume: str | None, fresh: bool) -> None:
+    """Train a generator; checkpoints, logs (CSV, TensorBoard), sample grids and weights go to OUT.
+
+    Runs on every GPU torchrun gives it: torchrun --nproc_per_node=4 -m meddtfm train --config ...
+    """
+    result, env = run_training(cfg, out, model, Path(resume) if resume else None, fresh)
     if env.is_main:
         metric = "L_FM" if model == "meddtfm" else "L1"
         click.echo(f"trained {model} for {result.step} steps in {result.seconds:.0f} s; best val {metric} {result.best}; "
                    f"weights: {out / 'final.safetensors'}")
-

@@ -83,7 +83,8 @@ class MedicalDataset(Dataset, ABC):
         if split == "all":
             self.records = records
         else:
-            assignment = assign_splits((r.subject_id for r in records), cfg.val_fraction, cfg.test_fraction, seed)
+            assignment = assign_splits((r.subject_id for r in records), cfg.val_fraction, cfg.test_fraction,
+                                        cfg.split_seed)
             self.records = [r for r in records if assignment[r.subject_id] == split]
         self._augment = paired_augmentation() if (cfg.augment and split == "train") else None
 

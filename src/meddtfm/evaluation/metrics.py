@@ -22,6 +22,7 @@ from typing import Sequence
 
 import torch
 from monai.metrics import MultiScaleSSIMMetric, PSNRMetric, SSIMMetric
+from monai.metrics.regression import compute_ssim_and_cs
 from torch import Tensor
 
 WANG_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -110,3 +111,21 @@ class PairedMetrics:
                 out.update({f"{metric}/{c}": v for c, v in zip(self.channel_names, per)})
                 out[f"{metric}/mean"] = sum(per) / len(per)
         return out
+
+
+@torch.no_grad()
+def masked_ssim(fake: Tensor, real: Tensor, keep: Tensor) -> Tensor:
+    """SSIM of ``fake`` vs ``real`` (B, C, H, W) in [-1, 1] averaged over the windows centred where ``keep``.
+
+    ``keep`` (B, 1, H, W) bool, e.g. the outside of a dilated lesion: how much of a reference's anatomy
+    an edit preserved. The SSIM map (11 px Gaussian windows, as ``PairedMetrics``) covers the centres
+    of the windows that fit, so a 5 px border is left out; channels are averaged. Returns (B,) with NaN
+    where no kept centre remains.
+    """
+    if fake.shape != real.shape or keep.shape != (fake.shape[0], 1, *fake.shape[-2:]):
+        raise ValueError(f"fake {tuple(fake.shape)}, real {tuple(real.shape)} and keep {tuple(keep.shape)} do not fit")
+    x, y = (fake.float().clamp(-1, 1) + 1) / 2, (real.float().clamp(-1, 1) + 1) / 2
+    ssim_map = compute_ssim_and_cs(x, y, 2, [KERNEL] * 2, [1.5] * 2, data_range=DATA_RANGE)[0].mean(1)
+    border = KERNEL // 2
+    weight = keep[:, 0, border:-border, border:-border].float()
+    return (ssim_map * weight).sum((1, 2)) / weight.sum((1, 2))

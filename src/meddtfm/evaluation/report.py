@@ -33,7 +33,7 @@ def summarize(runs: Runs) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _fmt(x: float | None) -> str:
+def format_number(x: float | None) -> str:
     if x is None:
         return ""
     if not math.isfinite(x):
@@ -49,8 +49,8 @@ def markdown_table(summary: Mapping[str, Mapping[str, Any]], reference: Mapping[
     lines = [f"| metric | {head} | real (reference) |", "|---|---|---|"]
     for name in list(summary) + [k for k in reference if k not in summary]:
         s = summary.get(name)
-        cell = "" if s is None else _fmt(s["mean"]) + (f" ± {_fmt(s['std'])}" if s["std"] is not None else "")
-        lines.append(f"| {name} | {cell} | {_fmt(reference.get(name))} |")
+        cell = "" if s is None else format_number(s["mean"]) + (f" ± {format_number(s['std'])}" if s["std"] is not None else "")
+        lines.append(f"| {name} | {cell} | {format_number(reference.get(name))} |")
     return "\n".join(lines)
 
 

@@ -1,0 +1,143 @@
+"""Several generators scored identically on one dataset: the same split, masks, seeds, segmenter and metrics.
+
+It is ``meddtfm evaluate``'s mode B (``generation.load_generate`` -> ``generated_batches`` ->
+``runner.Evaluation``) with one real set for all generators, plus the images of Fig. 2 and the
+validation FRD of training checkpoints (for the convergence plot).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset, default_collate
+from tqdm import tqdm
+
+from ..config import DataConfig
+from ..data import build_dataset
+from ..data.base import MedicalDataset
+from ..training.checkpoint import CheckpointError, load_state, load_weights, save_weights
+from ..viz import mask_to_rgb, to_rgb
+from .consistency import load_eval_segmenter
+from .generation import generated_batches, load_generate
+from .inception import load_inception
+from .runner import Evaluation, Setup
+from .table1 import EvalSpec
+
+
+@dataclass
+class Scorer:
+    """Where and with what to score: the split's samples, the metrics and the networks they need."""
+
+    dataset: MedicalDataset
+    spec: EvalSpec
+    metrics: tuple[str, ...]
+    device: torch.device
+    workdir: Path  # scratch for FRD's PNGs
+    segmenter: str | None = None
+    inception: str | None = None
+
+    @classmethod
+    def on_split(cls, data: DataConfig, split: str, seed: int, **kwargs) -> Scorer:
+        """The ``split`` of ``data`` as the generators' training run drew it (``seed``), without augmentation."""
+        return cls(build_dataset(dataclasses.replace(data, augment=False), split, seed), **kwargs)
+
+    def loader(self, limit: int) -> DataLoader:
+        dataset = Subset(self.dataset, range(min(limit, len(self.dataset)))) if limit > 0 else self.dataset
+        return DataLoader(dataset, batch_size=self.spec.batch_size, shuffle=False, num_workers=0)
+
+    def evaluation(self, grid_dir: Path | None = None) -> Evaluation:
+        d = self.dataset
+        seg = (load_eval_segmenter(self.segmenter, d.num_channels, d.class_names, d.channel_names).to(self.device)
+               if "dice" in self.metrics else None)
+        net = load_inception(self.inception).to(self.device) if "fid" in self.metrics else None
+        return Evaluation(Setup(self.metrics, d.channel_names, d.class_names, self.workdir, seg, net,
+                                self.spec.frd_version, grid_dir=grid_dir))
+
+    def generator(self, path: Path):
+        """``generate(batch, seed)`` of a weights file (noise-based), checked against the dataset."""
+        s = self.spec
+        generate, info = load_generate(path, "noise", self.device, nfe=s.nfe, solver=s.solver, cfg_mask=s.cfg)
+        if tuple(info["channel_names"]) != tuple(self.dataset.channel_names):
+            raise CheckpointError(f"{path} makes channels {info['channel_names']}, the data has "
+                                  f"{list(self.dataset.channel_names)}")
+        return generate, info
+
+
+@dataclass
+class Comparison:
+    """``runs[method][seedN]`` -> metric -> value, the segmenter on the real images, and notes."""
+
+    runs: dict[str, dict[str, dict[str, float]]]
+    reference: dict[str, float]
+    notes: list[str]
+    samples: int
+
+
+def compare(scorer: Scorer, weights: dict[str, Path], grid_dir: Path | None = None) -> Comparison:
+    """Every generator in ``weights`` (method -> weights file) over the same samples and seeds."""
+    evaluation, loader = scorer.evaluation(grid_dir), scorer.loader(scorer.spec.limit)
+    runs: dict[str, dict[str, dict[str, float]]] = {}
+    for i, (method, path) in enumerate(weights.items()):
+        generate, info = scorer.generator(path)
+        runs[method] = {}
+        for j, seed in enumerate(scorer.spec.seeds):
+            on_real = (lambda b: evaluation.add_real(b["image"], b["mask"], b["has_mask"])) if i == j == 0 else None
+            batches = tqdm(generated_batches(loader, generate, seed, "noise", on_real), total=len(loader),
+                           desc=f"evaluate {method} seed {seed}", unit="batch", leave=False)
+            runs[method][f"seed{seed}"] = evaluation.run(batches, f"{method}_seed{seed}")
+        if info.get("deterministic") and len(scorer.spec.seeds) > 1:
+            evaluation.notes.append(f"{info['model']} maps a mask to one image: its std over seeds is 0")
+    return Comparison(runs, evaluation.reference(), evaluation.notes, len(loader.dataset))
+
+
+def fig2_rows(scorer: Scorer, weights: dict[str, Path], rows: int, seed: int) -> list[list[np.ndarray]]:
+    """Rows of ``H x W x 3`` tiles: input mask, then each generator's image for it (same masks and seed).
+
+    The masks are those of the first ``rows`` samples of the split that have a non-empty mask.
+    """
+    picked = []
+    for i in range(len(scorer.dataset)):
+        sample = scorer.dataset[i]
+        if sample["has_mask"] and sample["mask"].any():
+            picked.append(sample)
+        if len(picked) == rows:
+            break
+    if not picked:
+        return []
+    batch = default_collate(picked)
+    images = []
+    for path in weights.values():
+        generate, _ = scorer.generator(path)
+        with torch.no_grad():
+            images.append(generate(batch, seed).float().cpu())
+    return [[mask_to_rgb(batch["mask"][r])] + [to_rgb(x[r]) for x in images] for r in range(len(picked))]
+
+
+def state_as_weights(state_path: Path, final: Path, dest: Path) -> tuple[int, Path]:
+    """A training state's EMA generator as a weights file like ``final`` (same metadata): ``(step, dest)``."""
+    state = load_state(state_path)
+    if "ema" not in state:
+        raise CheckpointError(f"{state_path}: holds no EMA weights")
+    module = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    _, meta = load_weights(final)
+    step = int(state["step"])
+    return step, save_weights(module, dest, {**meta, "step": step})
+
+
+def checkpoint_frd(scorer: Scorer, runs: dict[str, Sequence[tuple[int, Path]]], images: int) -> dict[str, list]:
+    """FRD (mean over channels) of each (step, weights) of each run against the first ``images`` of the split."""
+    evaluation, loader = scorer.evaluation(), scorer.loader(images)
+    first, curves = True, {}
+    for name, points in runs.items():
+        curves[name] = []
+        for step, path in points:
+            generate, _ = scorer.generator(path)
+            on_real = (lambda b: evaluation.add_real(b["image"])) if first else None
+            first = False
+            batches = generated_batches(loader, generate, scorer.spec.seeds[0], "noise", on_real)
+            curves[name].append((step, evaluation.run(batches, f"{name}_{step}")["frd/mean"]))
+    return curves

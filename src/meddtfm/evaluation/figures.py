@@ -1,0 +1,112 @@
+"""Figures of the Table 1 run, drawn with PIL only: Fig. 2 (a labelled image grid) and a convergence line plot."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+PAD = 2  # px between tiles
+LABEL_H = 16  # px of a text strip (column labels, dataset name)
+MIN_TILE = 128  # small images are enlarged (nearest neighbour) so that the labels fit
+COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
+
+
+def _save(image: Image.Image, path: Path) -> Path:
+    """Atomic PNG write (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    image.save(tmp, format="PNG")
+    tmp.replace(path)
+    return path
+
+
+def grid_size(columns: int, rows: int, groups: int, tile: int) -> tuple[int, int]:
+    """(width, height) of ``labelled_grid``'s PNG."""
+    return columns * (tile + PAD) + PAD, LABEL_H * (1 + groups) + rows * (tile + PAD) + PAD
+
+
+def labelled_grid(columns: Sequence[str], groups: dict[str, list[list[np.ndarray]]], path: Path) -> Path:
+    """One PNG: a strip of column labels, then per group its name and rows of ``H x W x 3`` uint8 tiles.
+
+    Tiles are resized to one square size: the largest tile side, at least ``MIN_TILE``.
+    """
+    tiles = [t for rows in groups.values() for row in rows for t in row]
+    tile = max(MIN_TILE, *(max(t.shape[:2]) for t in tiles))
+    n_rows = sum(len(rows) for rows in groups.values())
+    canvas = Image.new("RGB", grid_size(len(columns), n_rows, len(groups), tile), "white")
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
+    for j, name in enumerate(columns):
+        draw.text((PAD + j * (tile + PAD) + 2, 2), name, fill="black", font=font)
+    y = LABEL_H
+    for group, rows in groups.items():
+        draw.text((PAD + 2, y + 2), group, fill=(90, 90, 90), font=font)
+        y += LABEL_H
+        for row in rows:
+            for j, t in enumerate(row):
+                img = Image.fromarray(t).resize((tile, tile), Image.NEAREST)
+                canvas.paste(img, (PAD + j * (tile + PAD), y + PAD))
+            y += tile + PAD
+    return _save(canvas, path)
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[str]:
+    """About ``n`` round tick values in [lo, hi] (``hi > lo``), as labels with the decimals their spacing needs."""
+    raw = (hi - lo) / n
+    power = math.floor(math.log10(raw))
+    step = next(m for m in (1, 2, 5, 10) if m * 10 ** power >= raw) * 10 ** power
+    decimals = max(0, -math.floor(math.log10(step)))
+    return [f"{k * step:.{decimals}f}" for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
+
+
+def line_plot(series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str, title: str,
+              size: tuple[int, int] = (720, 440)) -> Image.Image:
+    """Lines with markers, one per series of (x, y) points (non-finite y dropped), axes with ticks and a legend."""
+    points = {k: [(x, y) for x, y in v if math.isfinite(y)] for k, v in series.items()}
+    xs = [x for v in points.values() for x, _ in v] or [0.0, 1.0]
+    ys = [y for v in points.values() for _, y in v] or [0.0, 1.0]
+    x0, x1 = min(xs), max(max(xs), min(xs) + 1)
+    margin = (max(ys) - min(ys)) * 0.05 or abs(ys[0]) * 0.05 or 1.0
+    y0, y1 = min(ys) - margin, max(ys) + margin
+    w, h = size
+    left, right, top, bottom = 80, w - 20, 40, h - 60
+    canvas = Image.new("RGB", size, "white")
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return left + (x - x0) / (x1 - x0) * (right - left), bottom - (y - y0) / (y1 - y0) * (bottom - top)
+
+    draw.rectangle([left, top, right, bottom], outline="black")
+    for label in _ticks(x0, x1):
+        x = px(float(label), y0)[0]
+        draw.line([(x, bottom), (x, bottom + 4)], fill="black")
+        draw.text((x - 10, bottom + 6), label, fill="black", font=font)
+    for label in _ticks(y0, y1):
+        y = px(x0, float(label))[1]
+        draw.line([(left - 4, y), (left, y)], fill="black")
+        draw.text((4, y - 6), label, fill="black", font=font)
+    draw.text((left, 12), title, fill="black", font=font)
+    draw.text(((left + right) // 2 - 3 * len(xlabel), bottom + 26), xlabel, fill="black", font=font)
+    draw.text((4, top - 16), ylabel, fill="black", font=font)
+    for i, (name, v) in enumerate(points.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        xy = [px(x, y) for x, y in v]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2)
+        for cx, cy in xy:
+            draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], fill=colour)
+        draw.line([(right - 150, top + 12 + 16 * i), (right - 126, top + 12 + 16 * i)], fill=colour, width=3)
+        draw.text((right - 120, top + 6 + 16 * i), name, fill="black", font=font)
+    return canvas
+
+
+def save_column(images: Sequence[Image.Image], path: Path) -> Path:
+    """Stack images top to bottom into one PNG."""
+    canvas = Image.new("RGB", (max(i.width for i in images), sum(i.height for i in images)), "white")
+    y = 0
+    for image in images:
+        canvas.paste(image, (0, y))
+        y += image.height
+    return _save(canvas, path)

@@ -1,0 +1,134 @@
+"""``meddtfm reproduce table1``: the ci preset end to end, reuse of finished runs, and errors named before training."""
+import csv
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from meddtfm.cli.main import cli
+from meddtfm.cli.reproduce import _plan
+from meddtfm.evaluation.compare import state_as_weights
+from meddtfm.evaluation.figures import LABEL_H, MIN_TILE, PAD, grid_size
+from meddtfm.evaluation.report import _fmt
+from meddtfm.evaluation.table1 import METHODS, load_preset, preset_names
+from meddtfm.training.checkpoint import load_weights
+
+LABELS = ["pix2pixHD", "MedGAN", "Ours (no DT)", "Med-DT-FM"]
+RUNS = ["teacher", "segmenter", "pix2pixhd", "medgan", "nodt", "meddtfm"]
+
+
+def _table1(*args):
+    return CliRunner().invoke(cli, ["reproduce", "table1", *args])
+
+
+def _rows(out: Path) -> list[dict]:
+    with open(out / "table1.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def ci(tmp_path_factory):
+    out = tmp_path_factory.mktemp("table1")
+    result = _table1("--preset", "ci", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_ci_table_has_the_four_methods_with_measured_numbers(ci):
+    out, result = ci
+    rows = _rows(out)
+    assert [(r["dataset"], r["method"]) for r in rows] == [("phantoms", m) for m in LABELS]
+    has_frd = importlib.util.find_spec("frd_score") is not None
+    for r in rows:
+        ssim, psnr, dice = float(r["SSIM"]), float(r["PSNR"]), float(r["Dice"])
+        assert all(math.isfinite(x) for x in (ssim, psnr, dice)) and -1 <= ssim <= 1 and 0 <= dice <= 1, r
+        assert (r["steps"], r["images_seen"]) == ("8", "32"), "equal budgets: 8 steps x batch 4 each"
+        assert r["FID"] == "n/a" and (r["FRD"] != "n/a") == has_frd
+    md = (out / "table1.md").read_text()
+    assert md in result.output, "the table is printed"
+    assert "32 images seen = 8 steps x batch 4 x 1 accumulation" in md and "no wall-clock cap" in md
+    for r in rows:
+        line = next(x for x in md.splitlines() if x.startswith(f"| {r['method']} |"))
+        assert f"| {_fmt(float(r['SSIM']))} |" in line and "n/a (needs --inception-weights FILE)" in line
+    assert "Dice of the same U-Net on the real test images" in md and "MS-SSIM at 32 px" in md
+    # The table holds what `meddtfm evaluate` wrote for each method (same code, same samples).
+    for m, r in zip(METHODS, rows):
+        doc = json.loads((out / "phantoms" / "eval" / m.key / "metrics.json").read_text())
+        assert doc["summary"]["ssim/mean"]["mean"] == pytest.approx(float(r["SSIM"]))
+        assert doc["settings"]["samples"] == 8 and doc["settings"]["segmenter"].endswith("segmenter/best.safetensors")
+
+
+def test_no_dt_is_the_one_switch_and_fig2_and_convergence_are_drawn(ci):
+    out, _ = ci
+    logged = {m: {row["name"] for row in csv.DictReader(open(out / "phantoms" / m / "metrics.csv"))}
+              for m in ("nodt", "meddtfm")}
+    assert "loss/dt" in logged["meddtfm"] and "loss/dt" not in logged["nodt"]
+    with Image.open(out / "fig2.png") as img:
+        expected = (4 * (MIN_TILE + PAD) + PAD, 2 * LABEL_H + 4 * (MIN_TILE + PAD) + PAD)  # 4 columns, 4 rows, 1 group
+        assert img.size == grid_size(4, 4, 1, MIN_TILE) == expected
+        pixels = np.asarray(img.convert("RGB"))
+    y = 2 * LABEL_H + PAD
+    tiles = [pixels[y:y + MIN_TILE, PAD + j * (MIN_TILE + PAD):PAD + j * (MIN_TILE + PAD) + MIN_TILE] for j in range(4)]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(tiles) for b in tiles[i + 1:]), "four distinct columns"
+    with open(out / "convergence.csv", newline="") as fh:
+        curves = list(csv.DictReader(fh))
+    assert {(r["method"], int(r["step"])) for r in curves} == {(m, s) for m in ("Med-DT-FM", "Ours (no DT)")
+                                                                 for s in (2, 4, 6, 8)}
+    assert all(r["metric"] == "validation L_FM (fixed noise and t)" for r in curves)
+    with Image.open(out / "convergence.png") as img:
+        assert img.size == (720, 440)
+
+
+def test_checkpoint_state_converts_to_the_final_weights(ci, tmp_path):
+    run = ci[0] / "phantoms" / "meddtfm"
+    step, path = state_as_weights(run / "checkpoints" / "step_0000008.pt", run / "final.safetensors", tmp_path / "w.st")
+    (got, meta), (want, want_meta) = load_weights(path), load_weights(run / "final.safetensors")
+    assert step == 8 and meta == want_meta and got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_rerun_reuses_every_run_and_scores_the_same(ci):
+    out, _ = ci
+    before = {r: (out / "phantoms" / r / "final.safetensors").stat().st_mtime_ns for r in RUNS}
+    table = (out / "table1.csv").read_text()
+    result = _table1("--preset", "ci", "--datasets", "phantoms", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert {r: (out / "phantoms" / r / "final.safetensors").stat().st_mtime_ns for r in RUNS} == before
+    assert (out / "table1.csv").read_text() == table, "deterministic scoring of the same weights"
+
+
+def test_rerun_with_other_settings_stops_before_training(ci):
+    result = _table1("--preset", "ci", "--out", str(ci[0]), "--set", "train.lr=0.5")
+    assert result.exit_code == 2 and "trained with other settings (train.lr)" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "nosuch"], "unknown preset 'nosuch': choose one of ci, cpu, paper"),
+    (["--preset", "ci", "--datasets", "lgg"], "unknown datasets ['lgg'] for preset ci: choose from phantoms"),
+    (["--preset", "ci", "--set", "lgg:data.root=/x"], "dataset 'lgg' is not run"),
+    (["--preset", "ci", "--set", "train.nosuch=1"], "train.nosuch"),
+    (["--preset", "ci", "--set", "flow.dt_weights=[0,0,0,0]"], "Med-DT-FM needs flow.dt_weights > 0"),
+    (["--preset", "cpu", "--datasets", "lgg", "--set", "lgg:data.root=/nonexistent"], "data.root=/nonexistent is not"),
+])
+def test_bad_requests_are_named_before_any_work(tmp_path, args, message):
+    result = _table1(*args, "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_gives_equal_budgets(tmp_path, name):
+    preset = load_preset(name)
+    for dataset in preset.datasets:
+        plan = _plan(preset, dataset, [f"data.root={tmp_path}"], 3, tmp_path, None, None, True)
+        cfgs = [r.cfg for r in plan.methods.values()]
+        assert {c.train.steps * c.data.batch_size for c in cfgs} == {preset.budget.images}
+        assert {c.seed for c in cfgs} == {3} and plan.methods["nodt"].cfg.flow.dt_weights == [0, 0, 0, 0]
+        teacher = tmp_path / dataset / "teacher" / "best.safetensors"
+        assert plan.methods["meddtfm"].cfg.encoder.checkpoint == str(teacher)
