@@ -15,7 +15,7 @@ from meddtfm.cli.main import cli
 from meddtfm.cli.reproduce import _plan
 from meddtfm.evaluation.compare import state_as_weights
 from meddtfm.evaluation.figures import LABEL_H, MIN_TILE, PAD, grid_size
-from meddtfm.evaluation.report import _fmt
+from meddtfm.evaluation.report import format_number
 from meddtfm.evaluation.table1 import METHODS, load_preset, preset_names
 from meddtfm.training.checkpoint import load_weights
 
@@ -55,7 +55,7 @@ def test_ci_table_has_the_four_methods_with_measured_numbers(ci):
     assert "32 images seen = 8 steps x batch 4 x 1 accumulation" in md and "no wall-clock cap" in md
     for r in rows:
         line = next(x for x in md.splitlines() if x.startswith(f"| {r['method']} |"))
-        assert f"| {_fmt(float(r['SSIM']))} |" in line and "n/a (needs --inception-weights FILE)" in line
+        assert f"| {format_number(float(r['SSIM']))} |" in line and "n/a (needs --inception-weights FILE)" in line
     assert "Dice of the same U-Net on the real test images" in md and "MS-SSIM at 32 px" in md
     # The table holds what `meddtfm evaluate` wrote for each method (same code, same samples).
     for m, r in zip(METHODS, rows):

@@ -70,6 +70,8 @@ def test_augmentation_is_paired_and_reproducible():
     ds = build_dataset(cfg, "train", seed=5)
     plain = build_dataset(dataclasses.replace(cfg, augment=False), "train", seed=5)
     draws = [ds[i] for i in range(len(ds))]
+    # Plain tensors, not MONAI MetaTensors (whose transform trace would slow every network op).
+    assert all(type(d["image"]) is torch.Tensor and type(d["mask"]) is torch.Tensor for d in draws)
     assert any(not torch.equal(d["image"], p["image"]) for d, p in zip(draws, (plain[i] for i in range(len(ds)))))
     again = build_dataset(cfg, "train", seed=5)
     assert all(torch.equal(d["image"], again[i]["image"]) for i, d in enumerate(draws))

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.transforms import Compose, RandAffined, RandFlipd
+from monai.utils import convert_to_tensor
 
 
 def center_square(array: np.ndarray) -> np.ndarray:
@@ -44,4 +45,6 @@ def augment(transform: Compose, image: torch.Tensor, mask: torch.Tensor, seed: i
     """Apply ``transform`` with its randomness fixed by ``seed`` (same seed, same augmentation)."""
     transform.set_random_state(seed=seed)
     out = transform({"image": image + 1.0, "mask": mask})  # shift so zero padding lands on -1
-    return torch.as_tensor(out["image"]).sub_(1.0).clamp_(-1.0, 1.0), torch.as_tensor(out["mask"]).round_()
+    # Plain tensors: a MetaTensor would carry its transform trace through every network op (ms each).
+    image, mask = (convert_to_tensor(out[k], track_meta=False) for k in ("image", "mask"))
+    return image.sub_(1.0).clamp_(-1.0, 1.0), mask.round_()
