@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from itertools import islice
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from meddtfm.config import load_config
 from meddtfm.data import build_dataset
@@ -22,15 +23,19 @@ SHARED = ROOT.parent / "shared" / "data"
 SETS = {"phantoms": None, "brats2021": SHARED / "brats2021", "isic2019": SHARED / "isic2019", "lgg": SHARED / "lgg" / "kaggle_3m"}
 
 
+def loader_throughput(ds: Dataset, batch: int, workers: int, max_batches: int | None = None) -> dict:
+    """Images per second of a shuffled DataLoader over ``ds``: a whole epoch, or its first ``max_batches``."""
+    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=False)
+    start = time.perf_counter()
+    n = sum(b["image"].shape[0] for b in islice(loader, max_batches))
+    seconds = time.perf_counter() - start
+    return {"train_samples": n, "seconds": seconds, "img_per_s": n / seconds}
+
+
 def epoch_time(name: str, root: Path | None, resolution: int, workers: int, batch: int) -> dict:
     overrides = [f"data.resolution={resolution}", f"data.num_workers={workers}", f"data.batch_size={batch}"]
     cfg = load_config(ROOT / "configs" / f"{name}.yaml", overrides + ([f"data.root={root}"] if root else []))
-    ds = build_dataset(cfg.data, "train", cfg.seed)
-    loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=False)
-    start = time.perf_counter()
-    n = sum(b["image"].shape[0] for b in loader)
-    seconds = time.perf_counter() - start
-    return {"dataset": name, "train_samples": n, "seconds": seconds, "img_per_s": n / seconds}
+    return {"dataset": name, **loader_throughput(build_dataset(cfg.data, "train", cfg.seed), batch, workers)}
 
 
 def main() -> None:

@@ -70,14 +70,24 @@ def _call(queue, fn, args) -> None:
 
 def isolated(ctx, fn, args: tuple):
     """``fn(args)`` in a fresh (non-daemon, so DataLoader workers work) process: its peak RSS is its own."""
-    queue = ctx.SimpleQueue()
-    proc = ctx.Process(target=_call, args=(queue, fn, args))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    return isolated_all(ctx, fn, [args])[0]
+
+
+def isolated_all(ctx, fn, jobs: list[tuple]) -> list:
+    """``fn(args)`` for every ``args`` in ``jobs``, all at once, each in its own fresh non-daemon process."""
+    started = []
+    for args in jobs:
+        queue = ctx.SimpleQueue()
+        proc = ctx.Process(target=_call, args=(queue, fn, args))
+        proc.start()
+        started.append((queue, proc))
+    results = [queue.get() for queue, _ in started]
+    for _, proc in started:
+        proc.join()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 def _run(ctx, dataset: str, overrides: list[str], out: Path) -> dict:

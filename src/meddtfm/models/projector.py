@@ -13,6 +13,9 @@ bilinear upsampling when the target is larger (as U-REPA, arXiv 2503.18414, foun
 adaptive average pooling when it is smaller. Pooling first would be cheaper (a default 64 px training
 step ran about 20% faster on CPU) but would run the conv head's GroupNorm on the teacher's grid, which for
 ``E_0`` is 1x1 or 2x2 at 32-64 px: there a norm over space erases or nearly erases the signal.
+Only the head's last layer, a 1x1 conv, moves past the pooling: it is affine per position and pooling
+averages positions, so the two commute exactly; on the pooled grid it costs 16x less at 64 px (a
+default training step there: 1.29 -> 1.23 s on one CPU thread).
 """
 
 from __future__ import annotations
@@ -57,12 +60,14 @@ class Projector(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.in_ch:
             raise ValueError(f"projector expects (B, {self.in_ch}, h, w), got {tuple(x.shape)}")
         size = (int(size[0]), int(size[1]))
-        y = self.net(x)
-        if size == tuple(y.shape[-2:]):
-            return y
-        if size[0] <= y.shape[-2] and size[1] <= y.shape[-1]:
-            return F.adaptive_avg_pool2d(y, size)
-        return F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+        *body, last = self.net  # last: the 1x1 conv, moved past the pooling (they commute; module doc)
+        for layer in body:
+            x = layer(x)
+        if size == tuple(x.shape[-2:]):
+            return last(x)
+        if size[0] <= x.shape[-2] and size[1] <= x.shape[-1]:
+            return last(F.adaptive_avg_pool2d(x, size))
+        return F.interpolate(last(x), size=size, mode="bilinear", align_corners=False)
 
 
 class ProjectorSet(nn.Module):
