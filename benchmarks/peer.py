@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from meddtfm.config import Config
 from meddtfm.data.base import MedicalDataset
 from meddtfm.training.distributed import DistEnv, to_device
+from meddtfm.training.flow_matching import validation_draws
 from meddtfm.training.loop import Nets, Phase
 
 TOLERANCE = 0.10  # parameter counts within +-10%
@@ -118,7 +119,7 @@ class PeerTask:
 
     @torch.no_grad()
     def validate(self, nets: Nets, loader: DataLoader, env: DistEnv) -> dict[str, float]:
-        """Validation ``L_FM``: ``MedDTFMTask.validate``'s fixed noise and times (seed 10 000 + batch index)."""
+        """Validation ``L_FM`` with ``validation_draws``, the noise and times ``MedDTFMTask.validate`` uses."""
         unet = nets["unet"].eval()
         total, n = 0.0, 0
         for i, batch in enumerate(loader):
@@ -126,9 +127,7 @@ class PeerTask:
                 break
             batch = to_device(batch, env.device)
             x1 = batch["image"]
-            g = torch.Generator(x1.device).manual_seed(10_000 + i)
-            x0 = torch.randn(x1.shape, generator=g, device=x1.device)
-            t = torch.rand(x1.shape[0], generator=g, device=x1.device)
+            x0, t = validation_draws(x1, i)
             x_t = (1 - t.view(-1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1) * x1
             v = peer_velocity(unet, x_t, t, batch["mask"], self.scheduler.num_train_timesteps)
             total, n = total + F.mse_loss(v.float(), (x1 - x0).float()).item() * x1.shape[0], n + x1.shape[0]

@@ -160,9 +160,8 @@ class MedDTFMTask:
                 break
             batch = to_device(batch, env.device)
             x1 = batch["image"]
-            g = torch.Generator(x1.device).manual_seed(10_000 + i)
-            x0 = torch.randn(x1.shape, generator=g, device=x1.device)
-            ps = self.path.sample(x0, x1, torch.rand(x1.shape[0], generator=g, device=x1.device))
+            x0, t = validation_draws(x1, i)
+            ps = self.path.sample(x0, x1, t)
             v = gen(ps.x_t, ps.t, gen.condition(**self.condition_inputs(batch)))
             total, count = total + self.fm(v, ps.dx_t).item() * x1.shape[0], count + x1.shape[0]
             if self._preview is None:
@@ -193,6 +192,14 @@ class MedDTFMTask:
                 "channel_names": list(self.channel_names), "class_names": list(self.class_names),
                 "tokenizer": self.tokenizer.state_dict() if self.tokenizer else None,
                 "teacher": self.cfg.encoder.checkpoint, "data": to_dict(self.cfg.data), "flow": to_dict(self.cfg.flow)}
+
+
+def validation_draws(x1: Tensor, batch_index: int) -> tuple[Tensor, Tensor]:
+    """Noise ``x0`` (like ``x1``) and times ``t`` (B,) of validation batch ``batch_index``, fixed by the seed
+    10 000 + index: validation ``L_FM`` is comparable across steps, runs and models."""
+    g = torch.Generator(x1.device).manual_seed(10_000 + batch_index)
+    x0 = torch.randn(x1.shape, generator=g, device=x1.device)
+    return x0, torch.rand(x1.shape[0], generator=g, device=x1.device)
 
 
 def _unwrap(net: nn.Module) -> nn.Module:
