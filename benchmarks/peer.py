@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from meddtfm.config import Config
 from meddtfm.data.base import MedicalDataset
 from meddtfm.training.distributed import DistEnv, to_device
+from meddtfm.flow import LinearPath
 from meddtfm.training.flow_matching import validation_draws
 from meddtfm.training.loop import Nets, Phase
 
@@ -128,9 +129,9 @@ class PeerTask:
             batch = to_device(batch, env.device)
             x1 = batch["image"]
             x0, t = validation_draws(x1, i)
-            x_t = (1 - t.view(-1, 1, 1, 1)) * x0 + t.view(-1, 1, 1, 1) * x1
-            v = peer_velocity(unet, x_t, t, batch["mask"], self.scheduler.num_train_timesteps)
-            total, n = total + F.mse_loss(v.float(), (x1 - x0).float()).item() * x1.shape[0], n + x1.shape[0]
+            ps = LinearPath().sample(x0, x1, t)
+            v = peer_velocity(unet, ps.x_t, ps.t, batch["mask"], self.scheduler.num_train_timesteps)
+            total, n = total + F.mse_loss(v.float(), ps.dx_t.float()).item() * x1.shape[0], n + x1.shape[0]
         unet.train()
         return {"fm_loss": total / max(n, 1)}
 

@@ -50,3 +50,9 @@ def save_grid(tiles: Sequence[Sequence[np.ndarray]], path: str | Path, pad: int 
     Image.fromarray(canvas).save(tmp, format="PNG")
     tmp.replace(path)
     return path
+
+
+def save_sample_grid(real: torch.Tensor, masks: torch.Tensor, samples: torch.Tensor, path: str | Path) -> Path:
+    """Rows of mask over the real image | real | sample, from (B, C, H, W) images and (B, K, H, W) masks."""
+    rows = [[overlay(r, m), to_rgb(r), to_rgb(x)] for r, m, x in zip(real.cpu(), masks.cpu(), samples.cpu())]
+    return save_grid(rows, path)

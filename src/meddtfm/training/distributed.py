@@ -83,6 +83,11 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+def head_of(batch: dict, n: int = 4) -> dict:
+    """The first ``n`` samples of a batch dict, tensors on the CPU (a preview kept across steps)."""
+    return {k: v[:n].cpu() if isinstance(v, torch.Tensor) else v[:n] for k, v in batch.items()}
+
+
 def any_rank(flag: bool, env: DistEnv) -> bool:
     """True on every process when it is True on at least one (keeps ranks stopping together)."""
     if not env.distributed:

@@ -30,8 +30,8 @@ from ..models.generator import VelocityNet, build_generator
 from ..models.projector import ProjectorSet
 from ..models.text import CaptionTokenizer
 from ..models.ukan import FrozenTeacher
-from ..viz import overlay, save_grid, to_rgb
-from .distributed import DistEnv, to_device
+from ..viz import save_sample_grid
+from .distributed import DistEnv, head_of, to_device
 from .loop import Nets, Phase
 from .losses import AdversarialLoss, DistillationLoss, FlowMatchingLoss
 
@@ -165,7 +165,7 @@ class MedDTFMTask:
             v = gen(ps.x_t, ps.t, gen.condition(**self.condition_inputs(batch)))
             total, count = total + self.fm(v, ps.dx_t).item() * x1.shape[0], count + x1.shape[0]
             if self._preview is None:
-                self._preview = {k: v[:4].cpu() if isinstance(v, Tensor) else v[:4] for k, v in batch.items()}
+                self._preview = head_of(batch)
         gen.train()
         return {"fm_loss": total / max(count, 1)}
 
@@ -181,8 +181,7 @@ class MedDTFMTask:
         x0 = torch.randn(batch["image"].shape, generator=torch.Generator(device).manual_seed(0), device=device)
         x = integrate(lambda x, t: gen(x, t, cond), x0, "heun", steps=self.cfg.flow.sample_steps).x
         gen.train()
-        rows = [[overlay(r, m), to_rgb(r), to_rgb(s)] for r, m, s in zip(batch["image"].cpu(), batch["mask"].cpu(), x.cpu())]
-        save_grid(rows, out / "samples" / f"step_{step:07d}.png")
+        save_sample_grid(batch["image"], batch["mask"], x, out / "samples" / f"step_{step:07d}.png")
 
     def export_config(self) -> dict:
         """What sampling needs to rebuild the generator: its config, data channels, classes, tokenizer, teacher."""

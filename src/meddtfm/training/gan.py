@@ -42,9 +42,9 @@ from ..models.discriminator import MultiScalePatchGAN
 from ..models.medgan import CasNet
 from ..models.pix2pixhd import MaskToImage, Pix2PixHDGenerator, VGGLoss
 from ..models.text import CaptionTokenizer
-from ..viz import overlay, save_grid, to_rgb
+from ..viz import save_sample_grid
 from .checkpoint import CheckpointError, load_weights
-from .distributed import DistEnv, to_device
+from .distributed import DistEnv, head_of, to_device
 from .loop import Nets, Phase
 from .losses import AdversarialLoss, discriminator_feature_loss, style_loss
 
@@ -174,7 +174,7 @@ class GANTask:
             total += F.l1_loss(fake.float(), batch["image"].float(), reduction="sum").item() / fake[0].numel()
             count += fake.shape[0]
             if self._preview is None:
-                self._preview = {k: v[:4].cpu() if isinstance(v, Tensor) else v[:4] for k, v in batch.items()}
+                self._preview = head_of(batch)
         gen.train()
         return {"l1": total / max(count, 1)}
 
@@ -188,9 +188,7 @@ class GANTask:
         batch = to_device(self._preview, device)
         fake = gen.generate(*self.inputs(batch))
         gen.train()
-        rows = [[overlay(r, m), to_rgb(r), to_rgb(s)]
-                for r, m, s in zip(batch["image"].cpu(), batch["mask"].cpu(), fake.cpu())]
-        save_grid(rows, out / "samples" / f"step_{step:07d}.png")
+        save_sample_grid(batch["image"], batch["mask"], fake, out / "samples" / f"step_{step:07d}.png")
 
     def export_config(self) -> dict:
         """What ``load_baseline`` needs: model, ``gan`` section, channels, classes, caption encoder, tokenizer."""
