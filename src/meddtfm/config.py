@@ -49,7 +49,7 @@ class DataConfig:
     phantom_count: int = 512  # phantoms: subjects in the whole (train + val + test) set
     phantom_seed: int = 0  # phantoms: the pixels depend on this, not on the run seed
     batch_size: int = 16
-    num_workers: int = 2
+    num_workers: int = 2  # DataLoader workers per process, capped at the usable CPUs
 
     def __post_init__(self) -> None:
         _check_choice("data.name", self.name, DATASETS)

@@ -186,7 +186,7 @@ def _checkpoint(c: _Common, checkpoint: str, split: str, seeds: list[int], sampl
     """Mode B: sample the checkpoint for the masks of ``split``, one run per seed."""
     from torch.utils.data import DataLoader, Subset
 
-    from ..data import build_dataset
+    from ..data import build_dataset, loader_workers
     from ..evaluation.generation import WithReference, generated_batches, load_generate
     from ..synthesis import training_data_config
     from ..training.distributed import pick_device
@@ -197,7 +197,7 @@ def _checkpoint(c: _Common, checkpoint: str, split: str, seeds: list[int], sampl
     dataset = build_dataset(data, split)
     dataset = Subset(dataset, range(min(limit, len(dataset)))) if limit > 0 else dataset
     dataset = WithReference(dataset) if sample_mode == "reference" else dataset
-    loader = DataLoader(dataset, batch_size=c.batch_size, shuffle=False, num_workers=data.num_workers)
+    loader = DataLoader(dataset, batch_size=c.batch_size, shuffle=False, num_workers=loader_workers(data.num_workers))
     evaluation = c.evaluation(tuple(info["channel_names"]), tuple(info["class_names"]))
     runs: dict[str, dict[str, float]] = {}
     for i, seed in enumerate(seeds):

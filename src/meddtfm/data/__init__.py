@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..config import DataConfig
-from .base import MedicalDataset, Record
+from .base import MedicalDataset, Record, loader_workers, usable_cpus
 from .errors import BadSampleError
 from .phantoms import PhantomDataset
 
@@ -37,4 +37,4 @@ def build_dataset(cfg: DataConfig, split: str = "train", seed: int = 0) -> Medic
     return dataset_class(cfg.name)(cfg, split=split, seed=seed)
 
 
-__all__ = ["BadSampleError", "MedicalDataset", "Record", "build_dataset", "dataset_class"]
+__all__ = ["BadSampleError", "MedicalDataset", "Record", "build_dataset", "dataset_class", "loader_workers", "usable_cpus"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -30,6 +31,19 @@ from .splits import SPLITS, assign_splits
 from .transforms import augment, paired_augmentation, resize_pair
 
 log = logging.getLogger(__name__)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def loader_workers(requested: int) -> int:
+    """``data.num_workers`` capped at the usable CPUs: more workers than cores only contend.
+
+    Capping never changes the data: augmentation is seeded per sample and epoch, not per worker.
+    """
+    return min(requested, usable_cpus())
 
 
 @dataclass(frozen=True)

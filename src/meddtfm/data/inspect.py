@@ -13,7 +13,7 @@ from tqdm import tqdm
 from ..config import Config
 from ..viz import overlay, save_grid, to_rgb
 from . import build_dataset
-from .base import MedicalDataset
+from .base import MedicalDataset, loader_workers
 from .errors import BadSampleError
 from .splits import SPLITS
 
@@ -65,7 +65,7 @@ def inspect_dataset(cfg: Config, out: Path, grid_size: int = 16, limit: int = 0)
         probe: Dataset = _Probe(ds)
         if limit and len(ds) > limit:
             probe = torch.utils.data.Subset(probe, np.linspace(0, len(ds) - 1, limit).round().astype(int).tolist())
-        loader = DataLoader(probe, batch_size=16, num_workers=cfg.data.num_workers, collate_fn=_keep)
+        loader = DataLoader(probe, batch_size=16, num_workers=loader_workers(cfg.data.num_workers), collate_fn=_keep)
         for batch in tqdm(loader, desc=f"inspect {split}", unit="batch", leave=False):
             for sample, error in batch:
                 if sample is None:

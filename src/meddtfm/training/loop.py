@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..config import Config, to_dict
-from ..data.base import MedicalDataset
+from ..data.base import MedicalDataset, loader_workers, usable_cpus
 from .checkpoint import list_states, load_state, save_state, save_weights
 from .distributed import DistEnv, ShardedSampler, any_rank, to_device, batches_per_epoch, mean_across_ranks
 from .logs import MetricLogger
@@ -103,7 +103,7 @@ def cpu_threads(num_workers: int) -> int:
     """
     if "OMP_NUM_THREADS" in os.environ:
         return torch.get_num_threads()
-    return max(1, (os.cpu_count() or 1) - num_workers)
+    return max(1, usable_cpus() - loader_workers(num_workers))
 
 
 def _batches(loader: DataLoader, sampler: ShardedSampler, start: int, per_epoch: int) -> Iterator[dict]:
@@ -141,7 +141,7 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
         raise ValueError(f"the training split has {len(train_set)} samples: too few for {env.world_size} "
                          f"process(es) x data.batch_size={cfg.data.batch_size}")
     loader = DataLoader(train_set, batch_size=cfg.data.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=cfg.data.num_workers, pin_memory=env.device.type == "cuda",
+                        num_workers=loader_workers(cfg.data.num_workers), pin_memory=env.device.type == "cuda",
                         persistent_workers=False, generator=torch.Generator().manual_seed(cfg.seed))
     per_epoch = batches_per_epoch(sampler, cfg.data.batch_size)
     val_every = tc.val_every if tc.val_every > 0 else max(per_epoch // tc.grad_accumulation, 1)  # 0: each epoch
@@ -219,7 +219,7 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
         eval_nets = {**task.nets, **({task.ema_net: ema.module} if ema is not None else {})}
         if val_set is not None and (step % val_every == 0 or done):
             metrics = task.validate(eval_nets, DataLoader(val_set, batch_size=cfg.data.batch_size,
-                                                          num_workers=cfg.data.num_workers), env)
+                                                          num_workers=loader_workers(cfg.data.num_workers)), env)
             logger.log(step, "val", metrics)
             if task.best_metric and task.best_metric[0] in metrics:
                 value, mode = metrics[task.best_metric[0]], task.best_metric[1]
