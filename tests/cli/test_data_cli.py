@@ -1,8 +1,11 @@
+import pytest
 import yaml
 from click.testing import CliRunner
 from PIL import Image
 
 from meddtfm.cli.main import cli
+
+from ..data.test_isic import _image, _write_layout
 
 
 def test_help_lists_commands():
@@ -33,3 +36,41 @@ def test_bad_override_is_a_usage_error(tmp_path):
 def test_missing_root_is_explained(tmp_path):
     result = CliRunner().invoke(cli, ["data", "inspect", "--set", "data.name=isic2019", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "data.root is not set" in result.output
+
+
+@pytest.mark.parametrize("command", [["data", "inspect"], ["pretrain-encoder"], ["train"], ["sample"], ["evaluate"],
+                                     ["reproduce", "table1"]])
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output and "--out" in result.output, result.output
+
+
+def test_inspect_counts_scan_and_load_skips(tmp_path):
+    """A missing CSV row (found at scan) and a corrupt JPEG (found when read, in a worker) are both counted."""
+    root = _write_layout(tmp_path / "isic", n=6)
+    csv = root / "ISIC_2019_Training_GroundTruth.csv"
+    csv.write_text("".join(line for line in csv.read_text().splitlines(keepends=True) if "ISIC_0000002" not in line))
+    _image(root, 4).write_bytes(b"not a jpeg" * 30)
+    out = tmp_path / "inspect"
+    result = CliRunner().invoke(cli, ["data", "inspect", "--set", "data.name=isic2019", "--set", f"data.root={root}",
+                                      "--set", "data.resolution=32", "--set", "data.num_workers=1",
+                                      "--set", "data.on_bad_sample=skip", "--grid", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = yaml.safe_load((out / "summary.yaml").read_text())
+    assert summary["skipped"] == 2 and summary["samples_read"] == 4, summary
+    assert [e.split(": ")[0] for e in summary["skipped_examples"]] == [str(_image(root, 2)), str(_image(root, 4))]
+    assert summary["native_sizes"] == {"30x40": 4}
+
+
+@pytest.mark.parametrize("command", [["data", "inspect"], ["pretrain-encoder", "--set", "train.steps=2",
+                                                           "--set", "encoder.widths=[4,8,8,8,8]",
+                                                           "--set", "data.batch_size=2"]])
+def test_a_bad_file_read_by_a_worker_is_named_without_traceback(tmp_path, command):
+    root = _write_layout(tmp_path / "isic", n=6)
+    _image(root, 1).write_bytes(_image(root, 1).read_bytes()[:200])
+    result = CliRunner().invoke(cli, [*command, "--set", "data.name=isic2019", "--set", f"data.root={root}",
+                                      "--set", "data.resolution=32", "--set", "data.num_workers=1",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert f"Error: {_image(root, 1)}: cannot decode image" in result.output
+    assert "Traceback" not in result.output

@@ -9,6 +9,7 @@ from typing import Callable
 import click
 
 from ..config import Config, ConfigError, load_config, save_config
+from ..data.errors import BadSampleError
 
 
 def run_options(default_out: str) -> Callable:
@@ -31,7 +32,10 @@ def run_options(default_out: str) -> Callable:
             out_dir = Path(out)
             out_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, out_dir / "config.yaml")
-            return fn(cfg=cfg, out=out_dir, **kwargs)
+            try:
+                return fn(cfg=cfg, out=out_dir, **kwargs)
+            except BadSampleError as err:  # from any command, in the main process or a loader worker
+                raise click.ClickException(str(err)) from err
 
         return wrapper
 

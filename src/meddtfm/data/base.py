@@ -138,7 +138,10 @@ class MedicalDataset(Dataset, ABC):
 
     def load(self, record: Record) -> dict:
         """Decode, check, resize and (train split) augment one record into the sample dict above."""
-        decoded = self.decode(record)
+        return self.prepare(record, self.decode(record))
+
+    def prepare(self, record: Record, decoded: Decoded) -> dict:
+        """Check, resize and (train split) augment ``decoded``, the native-size pixels of ``record``."""
         c, h, w = decoded.image.shape
         if c != self.num_channels:
             raise BadSampleError(record.paths[0], f"has {c} channels, expected {self.num_channels} ({', '.join(self.channel_names)})")

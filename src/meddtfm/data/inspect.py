@@ -19,7 +19,8 @@ from .splits import SPLITS
 
 
 class _Probe(Dataset):
-    """Loads records one by one and returns the error instead of raising, so workers can report skips."""
+    """Loads records one by one with their native ``(H, W)``; returns the error instead of raising it,
+    so workers can report skips."""
 
     def __init__(self, dataset: MedicalDataset) -> None:
         self.dataset = dataset
@@ -27,13 +28,15 @@ class _Probe(Dataset):
     def __len__(self) -> int:
         return len(self.dataset.records)
 
-    def __getitem__(self, i: int) -> tuple[dict | None, str | None]:
+    def __getitem__(self, i: int) -> tuple[dict | None, tuple[int, int] | tuple[str, str]]:
+        record = self.dataset.records[i]
         try:
-            return self.dataset.load(self.dataset.records[i]), None
+            decoded = self.dataset.decode(record)
+            return self.dataset.prepare(record, decoded), decoded.image.shape[1:]
         except BadSampleError as err:
             if self.dataset.cfg.on_bad_sample == "error":
                 raise
-            return None, str(err)
+            return None, (err.path, err.problem)
 
 
 def _keep(batch: list) -> list:
@@ -58,7 +61,8 @@ def inspect_dataset(cfg: Config, out: Path, grid_size: int = 16, limit: int = 0)
     ch_sum, ch_sq = np.zeros(n_ch), np.zeros(n_ch)
     ch_min, ch_max = np.full(n_ch, np.inf), np.full(n_ch, -np.inf)
     present, pixels = np.zeros(n_cls), np.zeros(n_cls)
-    labels, captions, skipped = Counter(), [], []
+    labels, captions, sizes = Counter(), [], Counter()
+    skipped = {path: problem for ds in splits.values() for path, problem in ds.skipped.reasons.items()}  # at scan
     n_read = n_masked = 0
     for split, ds in splits.items():
         labels.update(f"{split}/{r.label or 'unlabelled'}" for r in ds.records)
@@ -67,10 +71,11 @@ def inspect_dataset(cfg: Config, out: Path, grid_size: int = 16, limit: int = 0)
             probe = torch.utils.data.Subset(probe, np.linspace(0, len(ds) - 1, limit).round().astype(int).tolist())
         loader = DataLoader(probe, batch_size=16, num_workers=loader_workers(cfg.data.num_workers), collate_fn=_keep)
         for batch in tqdm(loader, desc=f"inspect {split}", unit="batch", leave=False):
-            for sample, error in batch:
+            for sample, info in batch:
                 if sample is None:
-                    skipped.append(error)
+                    skipped.setdefault(*info)
                     continue
+                sizes[f"{info[0]}x{info[1]}"] += 1
                 img = sample["image"].double().flatten(1).numpy()
                 ch_sum += img.mean(1)
                 ch_sq += (img ** 2).mean(1)
@@ -89,7 +94,8 @@ def inspect_dataset(cfg: Config, out: Path, grid_size: int = 16, limit: int = 0)
         "samples_read": n_read,
         "samples_with_mask": n_masked,
         "skipped": len(skipped),
-        "skipped_examples": skipped[:10],
+        "skipped_examples": [f"{path}: {problem}" for path, problem in list(skipped.items())[:10]],
+        "native_sizes": dict(sizes.most_common(5)),
         "channel_stats": {c: {"mean": round(float(m), 4), "std": round(float(np.sqrt(max(q / n_read - m * m, 0))), 4),
                               "min": round(float(lo), 4), "max": round(float(hi), 4)}
                           for c, m, q, lo, hi in zip(first.channel_names, mean, ch_sq, ch_min, ch_max)},

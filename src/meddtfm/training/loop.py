@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -223,7 +224,7 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
             logger.log(step, "val", metrics)
             if task.best_metric and task.best_metric[0] in metrics:
                 value, mode = metrics[task.best_metric[0]], task.best_metric[1]
-                if best is None or (value > best if mode == "max" else value < best):
+                if math.isfinite(value) and (best is None or (value > best if mode == "max" else value < best)):
                     best = value
                     if env.is_main:
                         save_weights(eval_nets[task.ema_net or next(iter(task.nets))].state_dict(), out / "best.safetensors",

@@ -9,6 +9,24 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+class SegmentationLoss:
+    """Stage 1: ``dice_weight * Dice + ce_weight * BCE`` on per-class sigmoids of ``logits (B, K, H, W)``.
+
+    The targets ``(B, K, H, W)`` are one-hot over lesion classes without a background channel, so
+    classes overlap nowhere and background pixels are all zero: per-class BCE, not a softmax CE
+    (MONAI's ``DiceCELoss`` switches to softmax CE as soon as K > 1).
+    """
+
+    def __init__(self, dice_weight: float = 1.0, ce_weight: float = 1.0) -> None:
+        from monai.losses import DiceLoss
+
+        self.dice, self.dice_weight, self.ce_weight = DiceLoss(sigmoid=True), dice_weight, ce_weight
+
+    def __call__(self, logits: Tensor, target: Tensor) -> Tensor:
+        bce = F.binary_cross_entropy_with_logits(logits.float(), target.float())
+        return self.dice_weight * self.dice(logits.float(), target) + self.ce_weight * bce
+
+
 class FlowMatchingLoss:
     """``L_FM = E ||v(x_t, t, C) - (x1 - x0)||^2`` on the linear path (the regression that trains the flow)."""
 

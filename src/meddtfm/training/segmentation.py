@@ -1,6 +1,6 @@
 """Stage 1: train a segmenter (U-KAN teacher or MONAI U-Net evaluator) on a dataset's masks.
 
-Loss: ``dice_weight * Dice + ce_weight * BCE`` on per-class sigmoids (MONAI ``DiceCELoss``): the masks
+Loss: ``dice_weight * Dice + ce_weight * BCE`` on per-class sigmoids (``SegmentationLoss``): the masks
 are one-hot over lesion classes without a background channel. Samples without a mask (caption-only
 ISIC images) are left out of the loss. Validation reports per-class Dice and IoU at threshold 0.5.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from monai.losses import DiceCELoss
 from monai.metrics import DiceMetric, MeanIoU
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -20,6 +19,7 @@ from ..models.segmenters import build_segmenter
 from ..viz import overlay, save_grid
 from .distributed import DistEnv
 from .loop import Nets, Phase
+from .losses import SegmentationLoss
 
 
 class SegmentationTask:
@@ -32,7 +32,7 @@ class SegmentationTask:
         self.cfg = cfg
         self.channel_names, self.class_names = dataset.channel_names, dataset.class_names
         self.nets = nn.ModuleDict({"segmenter": build_segmenter(cfg.encoder, dataset.num_channels, dataset.num_classes)})
-        self.criterion = DiceCELoss(sigmoid=True, lambda_dice=cfg.encoder.dice_weight, lambda_ce=cfg.encoder.ce_weight)
+        self.criterion = SegmentationLoss(cfg.encoder.dice_weight, cfg.encoder.ce_weight)
         self._preview: dict | None = None
 
     def phases(self) -> list[Phase]:
@@ -50,8 +50,8 @@ class SegmentationTask:
     @torch.no_grad()
     def validate(self, nets: Nets, loader: DataLoader, env: DistEnv) -> dict[str, float]:
         net = nets["segmenter"].eval()
-        dice = DiceMetric(include_background=True, reduction="mean_batch", ignore_empty=True)
-        iou = MeanIoU(include_background=True, reduction="mean_batch", ignore_empty=True)
+        dice = DiceMetric(include_background=True, ignore_empty=True)
+        iou = MeanIoU(include_background=True, ignore_empty=True)
         for batch in loader:
             keep = batch["has_mask"]
             if not keep.any():
@@ -63,7 +63,11 @@ class SegmentationTask:
             if self._preview is None:
                 self._preview = {"image": image[:4].cpu(), "mask": mask[:4].cpu()}
         net.train()
-        per_dice, per_iou = dice.aggregate(), iou.aggregate()
+        if dice.get_buffer() is None:  # no validation sample has a mask
+            return {}
+        # (N, K) per-sample scores, NaN where the ground truth of a class is empty; a class empty in every
+        # sample stays NaN (MONAI's aggregate would report 0) and is left out of the mean.
+        per_dice, per_iou = dice.get_buffer().nanmean(0), iou.get_buffer().nanmean(0)
         out = {f"dice/{c}": float(d) for c, d in zip(self.class_names, per_dice)}
         out.update({f"iou/{c}": float(i) for c, i in zip(self.class_names, per_iou)})
         out["dice/mean"] = float(per_dice.nanmean())
