@@ -22,8 +22,10 @@ from meddtfm.training.loop import train
 from meddtfm.training.segmentation import SegmentationTask
 
 ROOT = Path(__file__).resolve().parents[1]
-# name: (encoder.model, extra overrides); "ukan-small" matches the MONAI U-Net's parameter count (+-10%)
-MODELS = {"ukan": ("ukan", []), "ukan-small": ("ukan", ["encoder.widths=[16,32,64,96,128]"]), "unet": ("unet", [])}
+# name: (encoder.model, extra overrides); "ukan-small" matches the MONAI U-Net's parameter count (+-10%);
+# "ukan-kanlr" trains the KAN layers at 10 x lr = 1e-2, the U-KAN reference's KAN learning rate
+MODELS = {"ukan": ("ukan", []), "ukan-kanlr": ("ukan", ["encoder.kan_lr_scale=10"]),
+          "ukan-small": ("ukan", ["encoder.widths=[16,32,64,96,128]"]), "unet": ("unet", [])}
 SHARED = ROOT.parent / "shared" / "data"
 DATASETS = {"lgg": SHARED / "lgg" / "kaggle_3m", "isic2019": SHARED / "isic2019"}
 

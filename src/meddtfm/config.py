@@ -45,6 +45,7 @@ class DataConfig:
     augment: bool = True
     on_bad_sample: str = "error"  # error | skip
     volume_cache: int = 8  # BraTS: decoded volumes kept per worker
+    slice_cache: bool = True  # BraTS: decode each case once into .npy files under $MEDDTFM_CACHE (up to 80 MB a case)
     phantom_kind: str = "mri"  # phantoms: mri | dermoscopy
     phantom_count: int = 512  # phantoms: subjects in the whole (train + val + test) set
     phantom_seed: int = 0  # phantoms: the pixels depend on this, not on the run seed
@@ -108,6 +109,7 @@ class EncoderConfig:
     kan_grid_size: int = 5
     kan_spline_order: int = 3
     drop_path: float = 0.1
+    kan_lr_scale: float = 1.0  # U-KAN: learning rate of the KANLinear layers / train.lr (the U-KAN reference: 100)
     dice_weight: float = 1.0
     ce_weight: float = 1.0
     checkpoint: str | None = None  # a pretrained teacher (pretrain-encoder's best.safetensors)

@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import pickle
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
+from torch.utils.data import DataLoader
 
 from meddtfm.config import DataConfig
 from meddtfm.data import brats
@@ -47,8 +53,12 @@ def cfg(root: Path, **kw) -> DataConfig:  # noqa: ANN003
 
 
 def write_case(root: Path, case: str, kinds: tuple[str, ...] = ("flair", "t1ce"), raw: bool = False,
-               seg: np.ndarray | None = None, shape: tuple[int, int, int] = (32, 32, 8)) -> Path:
-    """A 32x32x8 head: brain ellipse in slices 1-6, tumour (labels 1, 2, 4) in slices 3-4."""
+               seg: np.ndarray | None = None, shape: tuple[int, int, int] = (32, 32, 8),
+               background: float = -3.5) -> Path:
+    """A 32x32x8 head: brain ellipse in slices 1-6, tumour (labels 1, 2, 4) in slices 3-4.
+
+    Sequences are z-scored (standard normal brain, constant ``background``) or, with ``raw``, uint16.
+    """
     folder = root / case
     folder.mkdir(parents=True)
     x, y = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
@@ -59,7 +69,7 @@ def write_case(root: Path, case: str, kinds: tuple[str, ...] = ("flair", "t1ce")
         if raw:
             vol = np.where(brain, rng.integers(200, 3000, shape), 0).astype(np.uint16)
         else:
-            vol = np.where(brain, rng.standard_normal(shape), -3.5).astype(np.float32)
+            vol = np.where(brain, rng.standard_normal(shape), background).astype(np.float32)
         nib.save(nib.Nifti1Image(vol, LPS), folder / f"{case}_{kind}.nii.gz")
     if seg is None:
         seg = np.zeros(shape, np.uint8)
@@ -94,8 +104,10 @@ def test_real_slice_counts_per_case() -> None:
 
 
 @needs_shared
-def test_real_samples_at_64(reads: list[str]) -> None:
+def test_real_samples_at_64(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: list[str]) -> None:
+    monkeypatch.setenv("MEDDTFM_CACHE", str(tmp_path))
     ds = BraTSDataset(cfg(SHARED, resolution=64, whole_tumour=True, volume_cache=2), "all")
+    reads.clear()
     assert ds.channel_names == ("flair", "t1ce") and ds.class_names == ("NCR", "ED", "ET", "WT")
     for index in (0, len(ds) // 2, len(ds) // 2 + 1):
         sample = ds[index]
@@ -108,6 +120,8 @@ def test_real_samples_at_64(reads: list[str]) -> None:
         assert sample["sample_id"] == f"{sample['subject_id']}_s{sample['slice_index']:03d}"
         assert sample["caption"].startswith("brain MRI, ")
     assert len(reads) == 6  # two cases, three files each, decoded once
+    worker = pickle.loads(pickle.dumps(ds))  # a fresh worker maps the slice cache instead of decoding
+    assert np.array_equal(worker[len(ds) // 2]["image"], ds[len(ds) // 2]["image"]) and len(reads) == 6
 
 
 @needs_shared
@@ -247,11 +261,163 @@ def test_index_cache_invalidation(root: Path, reads: list[str]) -> None:
     assert reads[2:] == ["BraTS2021_00002_seg.nii.gz"]
 
 
-def test_volume_lru_and_pickle(root: Path, reads: list[str]) -> None:
-    ds = BraTSDataset(cfg(root, volume_cache=1), "all")
+def test_volume_lru_and_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, root: Path, reads: list[str]) -> None:
+    monkeypatch.setenv("MEDDTFM_CACHE", str(tmp_path / "cache"))
+    ds = BraTSDataset(cfg(root, volume_cache=1, slice_cache=False), "all")
     reads.clear()
     for index in (0, 1, 0, 2, 3, 0):
         ds[index]
     assert len(reads) == 9  # case 1, case 2, case 1 again; three files each
     clone = pickle.loads(pickle.dumps(ds))
     assert len(clone._volumes) == 0 and np.array_equal(clone[0]["image"], ds[0]["image"])
+    assert not slice_cache_folders()
+
+
+def slice_cache_folders() -> list[Path]:
+    return sorted(Path(os.environ["MEDDTFM_CACHE"]).glob("brats_volumes-*"))
+
+
+def all_samples(ds: BraTSDataset) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(s["image"].numpy(), s["mask"].numpy()) for s in (ds[i] for i in range(len(ds)))]
+
+
+def test_slice_cache_decodes_each_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, root: Path,
+                                            reads: list[str]) -> None:
+    monkeypatch.setenv("MEDDTFM_CACHE", str(tmp_path / "cache"))
+    ds = BraTSDataset(cfg(root, slices="all", volume_cache=0), "all")  # no LRU: every sample goes to the cache
+    reads.clear()
+    loader = DataLoader(ds, batch_size=3, shuffle=True, generator=torch.Generator().manual_seed(0))
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        assert sum(len(batch["image"]) for batch in loader) == 16
+    worker = pickle.loads(pickle.dumps(ds))  # another worker or rank
+    all_samples(worker)
+    assert Counter(reads) == Counter(p.name for p in root.rglob("*.nii.gz")) and len(reads) == 6
+    folders = slice_cache_folders()
+    assert len(folders) == 2 and all(sorted(p.name for p in f.iterdir()) == ["classes.npy", "images.npy"]
+                                      for f in folders)
+    images = np.load(folders[0] / "images.npy", mmap_mode="r")
+    assert images.dtype == np.float16 and images.shape == (8, 2, 32, 32)
+
+
+def test_slice_cache_matches_memory(root: Path) -> None:
+    on = BraTSDataset(cfg(root, slices="all", whole_tumour=True), "all")
+    off = BraTSDataset(cfg(root, slices="all", whole_tumour=True, slice_cache=False), "all")
+    first, mapped = all_samples(on), all_samples(pickle.loads(pickle.dumps(on)))
+    for a, b, c in zip(first, all_samples(off), mapped):
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        assert np.array_equal(a[0], c[0]) and np.array_equal(a[1], c[1])
+
+
+def test_slice_cache_invalidation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, root: Path,
+                                  reads: list[str]) -> None:
+    monkeypatch.setenv("MEDDTFM_CACHE", str(tmp_path / "cache"))
+    before = all_samples(BraTSDataset(cfg(root), "all"))
+    flair = root / "BraTS2021_00002" / "BraTS2021_00002_flair.nii.gz"
+    volume = nib.load(flair).get_fdata().astype(np.float32)
+    nib.save(nib.Nifti1Image(np.where(volume > -3.5, -volume, volume), LPS), flair)
+    reads.clear()
+    after = all_samples(BraTSDataset(cfg(root), "all"))
+    assert sorted(reads) == sorted(p.name for p in flair.parent.iterdir()) and len(slice_cache_folders()) == 3
+    assert np.array_equal(before[0][0], after[0][0]) and not np.array_equal(before[2][0][0], after[2][0][0])
+    reads.clear()
+    all_samples(BraTSDataset(cfg(root, intensity_percentiles=[1.0, 99.0]), "all"))
+    assert len(reads) == 6 and len(slice_cache_folders()) == 5
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "wrong shape"])
+def test_corrupt_slice_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, root: Path,
+                                        reads: list[str], caplog: pytest.LogCaptureFixture, damage: str) -> None:
+    monkeypatch.setenv("MEDDTFM_CACHE", str(tmp_path / "cache"))
+    before = all_samples(BraTSDataset(cfg(root), "all"))
+    folder = slice_cache_folders()[0]
+    images = folder / "images.npy"
+    data = images.read_bytes()
+    if damage == "wrong shape":
+        np.save(images, np.zeros((8, 3, 32, 32), np.float16))
+    else:
+        broken = {"garbage": b"not an npy file" * 64, "truncated": data[: len(data) // 2], "empty": b""}
+        images.write_bytes(broken[damage])
+    reads.clear()
+    with caplog.at_level(logging.WARNING, logger="meddtfm.data.brats"):
+        after = all_samples(BraTSDataset(cfg(root), "all"))
+    assert len(reads) == 3 and "rebuilding unreadable slice cache" in caplog.text
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(before, after))
+    assert images.read_bytes() == data
+
+
+def test_unwritable_slice_cache_keeps_cases_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    reference = all_samples(BraTSDataset(cfg(root, slice_cache=False), "all"))
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("MEDDTFM_CACHE", str(tmp_path / "file"))
+    with caplog.at_level(logging.WARNING, logger="meddtfm.data.brats"):
+        samples = all_samples(BraTSDataset(cfg(root), "all"))
+    assert "cannot write slice cache" in caplog.text
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(reference, samples))
+
+
+def test_concurrent_builders_share_one_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    monkeypatch.setenv("MEDDTFM_CACHE", str(tmp_path / "cache"))
+    ds = BraTSDataset(cfg(root), "all")
+    workers = [pickle.loads(pickle.dumps(ds)) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        images = list(pool.map(lambda w: w[0]["image"].numpy(), workers))
+    assert all(np.array_equal(images[0], i) for i in images)
+    folder, = slice_cache_folders()
+    assert sorted(p.name for p in folder.iterdir()) == ["classes.npy", "images.npy"]
+    assert np.array_equal(pickle.loads(pickle.dumps(ds))[0]["image"], images[0])
+
+
+def test_zero_background_z_scored(tmp_path: Path) -> None:
+    """Background exactly 0, brain voxels both signs: the background is not the minimum."""
+    for case in ("BraTS2021_00001", "BraTS2021_00002"):
+        write_case(tmp_path, case, background=0.0)
+    volume = nib.load(tmp_path / "BraTS2021_00001" / "BraTS2021_00001_flair.nii.gz").get_fdata()
+    assert volume.min() < 0 and (volume == 0).mean() > 0.5
+    assert len(BraTSDataset(cfg(tmp_path, slices="brain"), "all")) == 12
+    healthy = BraTSDataset(cfg(tmp_path, slices="healthy"), "all")
+    assert [r.slice_index for r in healthy.records] == [1, 2, 5, 6] * 2
+    info = healthy.case_info["BraTS2021_00001"]
+    assert info == {"slices": 8, "tumour": 2, "brain": 6, "healthy": 4, "selected": 4}
+    image = BraTSDataset(cfg(tmp_path, slices="brain"), "all")[0]["image"].numpy()
+    assert (image[:, 0, 0] == -1).all() and image.max() == 1.0
+    brain = image[0] > -1
+    assert 0.3 < brain.mean() < 0.8 and abs(float(image[0][brain].mean())) < 0.2
+    assert brats.background_value(volume) == 0.0 and brats.background_value(volume - 3.5) == -3.5
+
+
+def test_garbage_nifti(root: Path) -> None:
+    flair = root / "BraTS2021_00002" / "BraTS2021_00002_flair.nii.gz"
+    flair.write_bytes(b"this is not gzip, nor NIfTI" * 100)
+    with pytest.raises(BadSampleError, match=r"BraTS2021_00002_flair\.nii\.gz: cannot read the NIfTI header"):
+        BraTSDataset(cfg(root), "all")
+    with pytest.raises(BadSampleError, match=r"BraTS2021_00002_flair\.nii\.gz: cannot decode NIfTI"):
+        BraTSDataset(cfg(root, slices="brain"), "all")
+    skipping = BraTSDataset(cfg(root, on_bad_sample="skip"), "all")
+    assert {r.subject_id for r in skipping.records} == {"BraTS2021_00001"} and str(flair) in skipping.skipped.reasons
+
+
+def test_inf_in_flair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    monkeypatch.setenv("MEDDTFM_CACHE", str(tmp_path / "cache"))
+    path = root / "BraTS2021_00001" / "BraTS2021_00001_flair.nii.gz"
+    volume = nib.load(path).get_fdata().astype(np.float32)
+    volume[5, 5, 3] = np.inf
+    nib.save(nib.Nifti1Image(volume, LPS), path)
+    with pytest.raises(BadSampleError, match="_flair.nii.gz: 1 NaN/Inf"):
+        BraTSDataset(cfg(root, slices="brain"), "all")
+    with pytest.raises(BadSampleError, match="_flair.nii.gz: 1 NaN/Inf"):
+        BraTSDataset(cfg(root), "all")[0]
+    assert not slice_cache_folders()
+
+
+@pytest.mark.parametrize("kind, shape", [("flair", (32, 32, 8, 2)), ("flair", (32, 32)), ("seg", (32, 32))])
+def test_volume_not_3d(root: Path, kind: str, shape: tuple[int, ...]) -> None:
+    path = root / "BraTS2021_00001" / f"BraTS2021_00001_{kind}.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(shape, np.uint8 if kind == "seg" else np.float32), LPS), path)
+    name = rf"BraTS2021_00001_{kind}\.nii\.gz"
+    if kind == "flair":  # the tumour scan reads only the header: the shape differs from the segmentation's
+        with pytest.raises(BadSampleError, match=rf"{name}: shape {re.escape(str(shape))} differs"):
+            BraTSDataset(cfg(root), "all")
+    with pytest.raises(BadSampleError, match=rf"{name}: expected a 3D volume, got shape {re.escape(str(shape))}"):
+        BraTSDataset(cfg(root, slices="brain"), "all")

@@ -78,3 +78,17 @@ def test_a_nan_validation_score_never_becomes_the_best(tmp_path, monkeypatch):
     train_set, val_set = build_dataset(cfg.data, "train", cfg.seed), build_dataset(cfg.data, "val", cfg.seed)
     result = train(SegmentationTask(cfg, train_set), cfg, train_set, val_set, CPU, tmp_path)
     assert result.best == pytest.approx(0.2) and (tmp_path / "best.safetensors").is_file()
+
+
+def test_kan_layers_get_their_own_learning_rate():
+    from meddtfm.models.kan import KANLinear
+    from meddtfm.training.loop import param_groups
+
+    cfg = load_config(None, ["data.phantom_count=8", "data.resolution=32", "encoder.widths=[4,8,16,24,32]",
+                             "encoder.kan_lr_scale=100", "train.lr=1e-4"])
+    seg = SegmentationTask(cfg, build_dataset(cfg.data, "train", cfg.seed))
+    groups = param_groups(seg.phases()[0], seg.nets, cfg.train.lr)
+    kan = {id(p) for m in seg.nets.modules() if isinstance(m, KANLinear) for p in m.parameters()}
+    assert [g["lr"] for g in groups] == [pytest.approx(1e-4), pytest.approx(1e-2)]
+    assert {id(p) for p in groups[1]["params"]} == kan and kan
+    assert sum(len(g["params"]) for g in groups) == len(list(seg.nets.parameters()))

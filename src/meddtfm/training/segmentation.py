@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from ..config import Config, to_dict
 from ..data.base import MedicalDataset
+from ..models.kan import KANLinear
 from ..models.segmenters import build_segmenter
 from ..viz import overlay, save_grid
 from .distributed import DistEnv
@@ -36,7 +37,7 @@ class SegmentationTask:
         self._preview: dict | None = None
 
     def phases(self) -> list[Phase]:
-        return [Phase("segmenter", ["segmenter"], self.loss)]
+        return [Phase("segmenter", ["segmenter"], self.loss, module_lr_scales={KANLinear: self.cfg.encoder.kan_lr_scale})]
 
     def loss(self, nets: Nets, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
         """Dice + BCE over the samples that have a mask (zero, with a graph, when none has)."""
@@ -91,4 +92,4 @@ class SegmentationTask:
         """What ``load_segmenter`` needs to rebuild the network, plus the data it was trained on."""
         return {"encoder": to_dict(self.cfg.encoder), "in_channels": len(self.channel_names),
                 "num_classes": len(self.class_names), "channel_names": list(self.channel_names),
-                "class_names": list(self.class_names), "data": to_dict(self.cfg.data)}
+                "class_names": list(self.class_names), "data": to_dict(self.cfg.data), "seed": self.cfg.seed}
