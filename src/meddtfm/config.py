@@ -83,6 +83,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # reached after a warm-up: min(ema_decay, (1 + n) / (10 + n)) at update n
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     compile: bool = False
+    deterministic: bool = False  # bit-reproducible GPU runs: deterministic kernels only (slower; warns where none exists)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     log_every: int = 50
     val_every: int = 0  # steps between validations; 0: once per epoch

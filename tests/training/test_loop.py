@@ -79,3 +79,11 @@ def test_sharded_sampler_partitions_and_resumes():
     assert list(s) == shards[0][2:]
     s.set_epoch(1)
     assert list(s) != shards[0]
+
+
+def test_deterministic_switches_torch_to_deterministic_kernels(tmp_path):
+    try:
+        _run(tmp_path, 1, ["train.deterministic=true"])
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+    finally:
+        torch.use_deterministic_algorithms(False)

@@ -137,6 +137,10 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
     # Initialise: devices, DDP wrappers, optimisers with warm-up, EMA, data, resume.
     if env.device.type == "cpu":
         torch.set_num_threads(cpu_threads(cfg.data.num_workers))
+    if tc.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
     task.nets.to(env.device)
     wrapped: Nets = {k: DDP(v, device_ids=[env.device] if env.device.type == "cuda" else None) if env.distributed else v
                      for k, v in task.nets.items()}
