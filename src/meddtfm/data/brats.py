@@ -29,9 +29,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Sequence
@@ -43,7 +41,7 @@ from tqdm import tqdm
 
 from ..config import ConfigError, DataConfig
 from .base import Decoded, MedicalDataset, Record
-from .common import cache_path, file_signature, load_cached, save_cached
+from .cache import file_signature, load_cached, load_cached_arrays, save_cached, save_cached_arrays
 from .errors import BadSampleError
 from .io import check_finite, check_labels, read_nifti
 
@@ -149,33 +147,17 @@ def decode_case(paths: Sequence[Path], seg_path: Path, percentiles: Sequence[flo
     return slice_to_image(np.moveaxis(images, -1, 0), axcodes), slice_to_image(np.moveaxis(classes, -1, 0), axcodes)
 
 
-def _load_arrays(folder: Path, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Memory-map a slice-cache entry; raise OSError / ValueError / EOFError when it is missing or damaged."""
-    images = np.load(folder / "images.npy", mmap_mode="r")
-    classes = np.load(folder / "classes.npy", mmap_mode="r")
+def _mapped_case(key: dict, channels: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The slice-cache entry ``key`` as read-only memory maps, if it holds ``decode_case``'s arrays for ``channels``."""
+    cached = load_cached_arrays("brats_volumes", key, ("images", "classes"))
+    if cached is None:
+        return None
+    images, classes = cached["images"], cached["classes"]
     if (images.dtype != np.float16 or classes.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != channels
             or images.shape[:1] + images.shape[2:] != classes.shape):
-        raise ValueError(f"unexpected arrays {images.dtype} {images.shape} and {classes.dtype} {classes.shape}")
+        log.warning("rebuilding slice cache entry %s: unexpected arrays %s %s", key["files"][-1][0], images.shape, classes.shape)
+        return None
     return images, classes
-
-
-def _save_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> bool:
-    """Write each array to ``folder/<name>.npy`` atomically (temp file + ``os.replace``); False on failure."""
-    tmp: str | None = None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, array in arrays.items():
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, array)
-            os.replace(tmp, folder / f"{name}.npy")
-            tmp = None
-    except OSError as err:
-        log.warning("cannot write slice cache %s (%s); keeping the case in memory", folder, err)
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        return False
-    return True
 
 
 class BraTSDataset(MedicalDataset):
@@ -324,14 +306,10 @@ class BraTSDataset(MedicalDataset):
             return decode_case(paths, seg_path, percentiles)
         key = {"version": _VOLUME_VERSION, "root": str(root.resolve()), "files": files,
                "modalities": list(self.channel_names), "percentiles": percentiles}
-        folder = cache_path("brats_volumes", key).with_suffix("")
-        try:
-            return _load_arrays(folder, len(paths))
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, EOFError) as err:
-            log.warning("rebuilding unreadable slice cache %s (%s)", folder, err)
+        hit = _mapped_case(key, len(paths))
+        if hit is not None:
+            return hit
         images, classes = decode_case(paths, seg_path, percentiles)
-        if _save_arrays(folder, {"images": images, "classes": classes}):
-            return _load_arrays(folder, len(paths))
-        return images, classes
+        if save_cached_arrays("brats_volumes", key, {"images": images, "classes": classes}):
+            hit = _mapped_case(key, len(paths))  # mapped, so the LRU holds no pixels
+        return hit if hit is not None else (images, classes)

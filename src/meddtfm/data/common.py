@@ -1,16 +1,7 @@
-"""Helpers shared by the file-based loaders: listing, pixel conversion, masks, CSVs and a JSON scan cache.
-
-The scan cache lives in ``$MEDDTFM_CACHE`` (default ``~/.cache/meddtfm``), never in a data root.
-An entry is addressed by a ``kind`` and a JSON-serialisable ``key`` (typically the data root and
-``file_signature`` of the files it was computed from), so any change to those files misses the cache.
-"""
+"""Helpers shared by the file-based loaders: listing, pixel conversion, masks and CSVs (the cache is ``cache.py``)."""
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
@@ -119,49 +110,3 @@ def read_label_mask(path: str | Path, size: tuple[int, int], values: Sequence[in
     labels = array[:, :, 0]
     check_labels(labels, (0, *values), path)
     return np.stack([labels == v for v in values]).astype(np.float32)
-
-
-def file_signature(paths: Iterable[Path], root: Path) -> list[list]:
-    """``[relative path, mtime_ns, size]`` per file: a cache key that changes whenever a file does."""
-    out = []
-    for path in paths:
-        stat = path.stat()
-        out.append([path.relative_to(root).as_posix(), stat.st_mtime_ns, stat.st_size])
-    return out
-
-
-def cache_path(kind: str, key: dict) -> Path:
-    """Where the cache entry of ``kind`` for ``key`` lives (``$MEDDTFM_CACHE`` or ``~/.cache/meddtfm``)."""
-    folder = Path(os.environ.get("MEDDTFM_CACHE") or Path.home() / ".cache" / "meddtfm").expanduser()
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    return folder / f"{kind}-{digest}.json"
-
-
-def load_cached(kind: str, key: dict) -> Any | None:
-    """The value saved for ``(kind, key)``, or None when there is none (or it is unreadable)."""
-    path = cache_path(kind, key)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as err:
-        log.warning("ignoring unreadable cache file %s (%s)", path, err)
-        return None
-
-
-def save_cached(kind: str, key: dict, value: Any) -> Path | None:
-    """Write ``value`` as JSON atomically (temp file + ``os.replace``); a failed write only logs a warning."""
-    path = cache_path(kind, key)
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(value, f)
-        os.replace(tmp, path)
-    except OSError as err:
-        log.warning("cannot write cache file %s (%s); the scan will be repeated next time", path, err)
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        return None
-    return path

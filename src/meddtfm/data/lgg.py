@@ -13,7 +13,7 @@ renormalised. ``subject_id`` is the TCGA patient id: the folder name without its
 (coded genomic / clinical labels) is ignored.
 
 ``data.slices`` needs per-slice flags, so the scan reads every mask (small PNGs) and the FLAIR of each
-tumour-free slice once, then caches the flags as JSON (``common.save_cached``) keyed on the files'
+tumour-free slice once, then caches the flags as JSON (``cache.save_cached``) keyed on the files'
 paths, mtimes and sizes. Slice kinds (``Record.label``):
 
 * ``tumour``: the mask is non-empty (always counted as brain);
@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from ..config import ConfigError, DataConfig
 from .base import Decoded, MedicalDataset, Record
-from .common import (by_stem, check_channels, data_root, file_signature, list_images, load_cached, read_binary_mask,
-                     read_channels, report_bad, save_cached)
+from .cache import file_signature, load_cached, save_cached
+from .common import by_stem, check_channels, data_root, list_images, read_binary_mask, read_channels, report_bad
 from .errors import BadSampleError
 from .io import binary_mask, read_image
 
