@@ -98,16 +98,21 @@ class KANLinear(nn.Module):
                 self.spline_scaler.mul_(self.scale_spline)
 
     def b_splines(self, x: Tensor) -> Tensor:
-        """B-spline bases by the Cox-de Boor recursion: ``(..., in) -> (..., in, grid_size + k)``."""
+        """B-spline bases by the Cox-de Boor recursion: ``(..., in) -> (..., in, grid_size + k)``.
+
+        On the uniform knots ``g_i = g_0 + i h``, with ``u = (x - g_0) / h`` the recursion reads
+        ``B_{i,k} = ((u - i) B_{i,k-1} + (i + k + 1 - u) B_{i+1,k-1}) / k``: no divisions by knot gaps.
+        """
         if x.shape[-1] != self.in_features:
             raise ValueError(f"expected last dim {self.in_features}, got shape {tuple(x.shape)}")
         grid = self.grid.to(x.dtype)
-        x = x.unsqueeze(-1)
-        bases = ((x >= grid[:-1]) & (x < grid[1:])).to(x.dtype)
+        u = ((x - grid[0]) / (grid[1] - grid[0])).unsqueeze(-1)
+        index = torch.arange(len(grid), dtype=x.dtype, device=x.device)
+        bases = ((u >= index[:-1]) & (u < index[1:])).to(x.dtype)
         for k in range(1, self.spline_order + 1):
-            left = (x - grid[: -(k + 1)]) / (grid[k:-1] - grid[: -(k + 1)])
-            right = (grid[k + 1 :] - x) / (grid[k + 1 :] - grid[1:-k])
-            bases = left * bases[..., :-1] + right * bases[..., 1:]
+            left = (u - index[: -(k + 1)]) * bases[..., :-1]
+            right = (index[k + 1 :] - u) * bases[..., 1:]
+            bases = (left + right) * (1.0 / k)
         return bases
 
     @property
