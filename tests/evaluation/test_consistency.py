@@ -73,3 +73,14 @@ def test_mismatched_segmenter_is_refused(tmp_path):
         load_eval_segmenter(unet, 2, ("lesion",))
     with pytest.raises(SegmenterError, match="2-channel"):
         load_eval_segmenter(unet, 3, ("NCR", "ED"))
+
+
+def test_another_resolution_than_trained_only_warns(tmp_path, caplog):
+    from meddtfm.config import DataConfig
+
+    trained = DataConfig().resolution
+    unet = segmenter_checkpoint(tmp_path / "unet.safetensors", ("t1", "t2"), ("NCR", "ED"))
+    load_eval_segmenter(unet, 2, ("NCR", "ED"), ("t1", "t2"), trained)
+    assert "trained at" not in caplog.text
+    load_eval_segmenter(unet, 2, ("NCR", "ED"), ("t1", "t2"), trained // 2)
+    assert f"trained at {trained} px, the images are {trained // 2} px" in caplog.text

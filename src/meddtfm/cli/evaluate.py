@@ -147,15 +147,16 @@ class _Common:
     frd_version: str
     batch_size: int
 
-    def evaluation(self, channel_names: tuple[str, ...], class_names: tuple[str, ...]) -> Evaluation:
-        """The networks loaded and checked against the data, in an ``Evaluation``."""
+    def evaluation(self, channel_names: tuple[str, ...], class_names: tuple[str, ...],
+                   resolution: int | None = None) -> Evaluation:
+        """The networks loaded and checked against the data (``resolution``: its image size, if known)."""
         from ..evaluation.consistency import load_eval_segmenter
         from ..evaluation.inception import load_inception
         from ..evaluation.runner import Evaluation, Setup
         from ..training.distributed import pick_device
 
         device = pick_device(self.cfg.train.device)
-        seg = (load_eval_segmenter(self.segmenter, len(channel_names), class_names, channel_names).to(device)
+        seg = (load_eval_segmenter(self.segmenter, len(channel_names), class_names, channel_names, resolution).to(device)
                if "dice" in self.metrics else None)
         net = load_inception(self.inception).to(device) if "fid" in self.metrics else None
         return Evaluation(Setup(self.metrics, channel_names, class_names, self.scratch, seg, net, self.frd_version,
@@ -198,7 +199,7 @@ def _checkpoint(c: _Common, checkpoint: str, split: str, seeds: list[int], sampl
     dataset = Subset(dataset, range(min(limit, len(dataset)))) if limit > 0 else dataset
     dataset = WithReference(dataset) if sample_mode == "reference" else dataset
     loader = DataLoader(dataset, batch_size=c.batch_size, shuffle=False, num_workers=loader_workers(data.num_workers))
-    evaluation = c.evaluation(tuple(info["channel_names"]), tuple(info["class_names"]))
+    evaluation = c.evaluation(tuple(info["channel_names"]), tuple(info["class_names"]), data.resolution)
     runs: dict[str, dict[str, float]] = {}
     for i, seed in enumerate(seeds):
         on_real = (lambda b: evaluation.add_real(b["image"], b["mask"], b["has_mask"])) if i == 0 else None

@@ -51,7 +51,8 @@ class Scorer:
 
     def evaluation(self, grid_dir: Path | None = None) -> Evaluation:
         d = self.dataset
-        seg = (load_eval_segmenter(self.segmenter, d.num_channels, d.class_names, d.channel_names).to(self.device)
+        seg = (load_eval_segmenter(self.segmenter, d.num_channels, d.class_names, d.channel_names, d.cfg.resolution)
+               .to(self.device)
                if "dice" in self.metrics else None)
         net = load_inception(self.inception).to(self.device) if "fid" in self.metrics else None
         return Evaluation(Setup(self.metrics, d.channel_names, d.class_names, self.workdir, seg, net,

@@ -33,8 +33,12 @@ class SegmenterError(ValueError):
 
 
 def load_eval_segmenter(path: str | Path, num_channels: int, class_names: Sequence[str],
-                        channel_names: Sequence[str] | None = None) -> nn.Module:
-    """The evaluation U-Net in ``path`` (eval mode); a U-KAN or a mismatched network is refused."""
+                        channel_names: Sequence[str] | None = None, resolution: int | None = None) -> nn.Module:
+    """The evaluation U-Net in ``path`` (eval mode); a U-KAN or a mismatched network is refused.
+
+    Other channel names, or another ``resolution`` than it was trained at, only warn: it still runs,
+    but its Dice is then measured off its training distribution.
+    """
     net, meta = load_segmenter(path)
     model = meta.get("encoder", {}).get("model")
     if model != "unet":
@@ -51,6 +55,10 @@ def load_eval_segmenter(path: str | Path, num_channels: int, class_names: Sequen
     if channel_names is not None and tuple(meta["channel_names"]) != tuple(channel_names):
         log.warning("%s was trained on channels %s, the images have %s", path, meta["channel_names"],
                     list(channel_names))
+    trained = meta.get("data", {}).get("resolution")
+    if resolution is not None and trained is not None and trained != resolution:
+        log.warning("%s was trained at %d px, the images are %d px: its Dice is off its training distribution "
+                    "(train it with --set data.resolution=%d)", path, trained, resolution, resolution)
     return net
 
 
