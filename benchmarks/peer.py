@@ -28,9 +28,9 @@ from torch.utils.data import DataLoader
 
 from meddtfm.config import Config
 from meddtfm.data.base import MedicalDataset
-from meddtfm.training.distributed import DistEnv, to_device
+from meddtfm.training.distributed import DistEnv
 from meddtfm.flow import LinearPath
-from meddtfm.training.flow_matching import validation_draws
+from meddtfm.training.flow_matching import validation_fm_loss
 from meddtfm.training.loop import Nets, Phase
 
 TOLERANCE = 0.10  # parameter counts within +-10%
@@ -120,20 +120,13 @@ class PeerTask:
 
     @torch.no_grad()
     def validate(self, nets: Nets, loader: DataLoader, env: DistEnv) -> dict[str, float]:
-        """Validation ``L_FM`` with ``validation_draws``, the noise and times ``MedDTFMTask.validate`` uses."""
+        """Validation ``L_FM`` on the fixed noise and times ``MedDTFMTask.validate`` uses."""
         unet = nets["unet"].eval()
-        total, n = 0.0, 0
-        for i, batch in enumerate(loader):
-            if i >= self.cfg.flow.val_batches:
-                break
-            batch = to_device(batch, env.device)
-            x1 = batch["image"]
-            x0, t = validation_draws(x1, i)
-            ps = LinearPath().sample(x0, x1, t)
-            v = peer_velocity(unet, ps.x_t, ps.t, batch["mask"], self.scheduler.num_train_timesteps)
-            total, n = total + F.mse_loss(v.float(), ps.dx_t.float()).item() * x1.shape[0], n + x1.shape[0]
+        loss = validation_fm_loss(
+            lambda batch, ps: peer_velocity(unet, ps.x_t, ps.t, batch["mask"], self.scheduler.num_train_timesteps),
+            loader, self.cfg.flow.val_batches, env.device, LinearPath())
         unet.train()
-        return {"fm_loss": total / max(n, 1)}
+        return {"fm_loss": loss}
 
     def snapshot(self, nets: Nets, step: int, out: Path) -> None:
         """No preview images: the benchmark compares numbers."""

@@ -16,6 +16,7 @@ process with an N times larger batch draws, and a resumed run draws what the uni
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from ..config import Config, to_dict
 from ..data.base import MedicalDataset
-from ..flow import LinearPath, integrate, one_step_estimate, ot_coupling, sample_time
+from ..flow import LinearPath, PathSample, integrate, one_step_estimate, ot_coupling, sample_time
 from ..models.discriminator import MultiScalePatchGAN
 from ..models.generator import VelocityNet, build_generator
 from ..models.projector import ProjectorSet
@@ -154,20 +155,15 @@ class MedDTFMTask:
     def validate(self, nets: Nets, loader: DataLoader, env: DistEnv) -> dict[str, float]:
         """Validation ``L_FM`` with fixed noise and times (comparable across steps and runs)."""
         gen = nets["generator"].eval()
-        total, count = 0.0, 0
-        for i, batch in enumerate(loader):
-            if i >= self.cfg.flow.val_batches:
-                break
-            batch = to_device(batch, env.device)
-            x1 = batch["image"]
-            x0, t = validation_draws(x1, i)
-            ps = self.path.sample(x0, x1, t)
-            v = gen(ps.x_t, ps.t, gen.condition(**self.condition_inputs(batch)))
-            total, count = total + self.fm(v, ps.dx_t).item() * x1.shape[0], count + x1.shape[0]
+
+        def velocity(batch: dict, ps: PathSample) -> Tensor:
             if self._preview is None:
                 self._preview = head_of(batch)
+            return gen(ps.x_t, ps.t, gen.condition(**self.condition_inputs(batch)))
+
+        loss = validation_fm_loss(velocity, loader, self.cfg.flow.val_batches, env.device, self.path)
         gen.train()
-        return {"fm_loss": total / max(count, 1)}
+        return {"fm_loss": loss}
 
     @torch.no_grad()
     def snapshot(self, nets: Nets, step: int, out: Path) -> None:
@@ -193,12 +189,25 @@ class MedDTFMTask:
                 "teacher": self.cfg.encoder.checkpoint, "data": to_dict(self.cfg.data), "flow": to_dict(self.cfg.flow)}
 
 
-def validation_draws(x1: Tensor, batch_index: int) -> tuple[Tensor, Tensor]:
-    """Noise ``x0`` (like ``x1``) and times ``t`` (B,) of validation batch ``batch_index``, fixed by the seed
-    10 000 + index: validation ``L_FM`` is comparable across steps, runs and models."""
-    g = torch.Generator(x1.device).manual_seed(10_000 + batch_index)
-    x0 = torch.randn(x1.shape, generator=g, device=x1.device)
-    return x0, torch.rand(x1.shape[0], generator=g, device=x1.device)
+def validation_fm_loss(velocity: Callable[[dict, PathSample], Tensor], loader: DataLoader, batches: int,
+                       device: torch.device, path: LinearPath) -> float:
+    """Mean ``L_FM = ||velocity(batch, x_t, t) - dx_t||^2`` over the first ``batches`` validation batches.
+
+    Batch ``i`` draws its noise ``x0`` and times ``t`` from the seed 10 000 + i, so the figure is
+    comparable across steps, runs and models (the MONAI peer of the benchmarks uses it too).
+    """
+    total, count = 0.0, 0
+    for i, batch in enumerate(loader):
+        if i >= batches:
+            break
+        batch = to_device(batch, device)
+        x1 = batch["image"]
+        g = torch.Generator(x1.device).manual_seed(10_000 + i)
+        x0 = torch.randn(x1.shape, generator=g, device=x1.device)
+        ps = path.sample(x0, x1, torch.rand(x1.shape[0], generator=g, device=x1.device))
+        total += FlowMatchingLoss()(velocity(batch, ps), ps.dx_t).item() * x1.shape[0]
+        count += x1.shape[0]
+    return total / max(count, 1)
 
 
 def _unwrap(net: nn.Module) -> nn.Module:
