@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 DATASETS = ("phantoms", "brats2021", "isic2019", "lgg", "folder")
 SLICE_SELECTIONS = ("tumour", "healthy", "brain", "all")
 BAD_SAMPLE_POLICIES = ("error", "skip")
+REFERENCE_SOURCES = ("other_slice", "same_lesion", "none")
 
 
 class ConfigError(ValueError):
@@ -40,7 +41,7 @@ class DataConfig:
     min_brain_fraction: float = 0.05  # a slice "has brain" when this fraction of it is brain
     intensity_percentiles: list[float] = field(default_factory=lambda: [0.5, 99.5])
     val_fraction: float = 0.1
-    test_fraction: float = 0.0
+    test_fraction: float = 0.1
     split_seed: int = 0  # shuffles subjects into splits; not the run seed, so every model of a study shares one test set
     augment: bool = True
     on_bad_sample: str = "error"  # error | skip
@@ -164,6 +165,10 @@ class FlowConfig:
     class_ablation: float = 0.0  # probability that one lesion class is removed from the mask (and image kept)
     ref_dropout: float = 0.5  # probability of training without the reference features f_ref
     reference: bool = True  # build the reference path of Eq. 6 (needs the teacher)
+    # Where a training sample's reference image comes from, never the sample itself (meddtfm.data.references):
+    # other_slice: another slice of the same subject, healthy preferred (BraTS, LGG, MRI phantoms);
+    # same_lesion: another image of the same lesion_id (ISIC); none: no reference, no reference path.
+    reference_source: str = "other_slice"
     dt_weights: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5, 0.5])  # lambda_0..3; all 0: "no DT"
     dt_kind: str = "l2"  # l2 | cosine
     dt_stop_step: int = 0  # > 0: L_DT off from this step on
@@ -183,6 +188,7 @@ class FlowConfig:
         _check_choice("flow.dt_kind", self.dt_kind, ("l2", "cosine"))
         _check_choice("flow.projector", self.projector, ("conv", "mlp"))
         _check_choice("flow.adv_kind", self.adv_kind, ("hinge", "lsgan"))
+        _check_choice("flow.reference_source", self.reference_source, REFERENCE_SOURCES)
         if len(self.dt_weights) != 4 or min(self.dt_weights) < 0:
             raise ConfigError(f"flow.dt_weights={self.dt_weights} must be 4 non-negative weights (levels 0..3)")
         for name in ("cond_dropout", "class_ablation", "ref_dropout"):
@@ -192,6 +198,11 @@ class FlowConfig:
     @property
     def distills(self) -> bool:
         return any(w > 0 for w in self.dt_weights)
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether the generator has the reference path of Eq. 6 (and so needs the teacher)."""
+        return self.reference and self.reference_source != "none"
 
 
 @dataclass

@@ -1,3 +1,5 @@
+import pytest
+
 from meddtfm.data.splits import assign_splits
 
 
@@ -6,15 +8,28 @@ def test_deterministic_and_order_free():
     a = assign_splits(ids, 0.2, 0.1, seed=1)
     b = assign_splits(list(reversed(ids)) * 3, 0.2, 0.1, seed=1)
     assert a == b
-    assert sum(v == "val" for v in a.values()) == 10
-    assert sum(v == "test" for v in a.values()) == 5
     assert a != assign_splits(ids, 0.2, 0.1, seed=2)
+
+
+def test_split_sizes_follow_the_fractions():
+    split = assign_splits([f"p{i}" for i in range(4000)], 0.1, 0.2, seed=0)
+    counts = {k: sum(v == k for v in split.values()) / 4000 for k in ("train", "val", "test")}
+    assert counts == pytest.approx({"train": 0.7, "val": 0.1, "test": 0.2}, abs=0.03)
+
+
+def test_removing_a_subject_leaves_every_other_split_unchanged():
+    ids = [f"BraTS2021_{i:05d}" for i in range(300)]
+    full = assign_splits(ids, 0.1, 0.1, seed=0)
+    for dropped in ids[::37]:
+        fewer = assign_splits([s for s in ids if s != dropped], 0.1, 0.1, seed=0)
+        assert fewer == {s: v for s, v in full.items() if s != dropped}
 
 
 def test_small_sets_keep_train_and_val():
     split = assign_splits(["a", "b"], 0.1, 0.0, seed=0)
     assert sorted(split.values()) == ["train", "val"]
     assert assign_splits(["a"], 0.5, 0.0, seed=0) == {"a": "train"}
+    assert sorted(assign_splits(["a", "b", "c"], 0.1, 0.1, seed=0).values()) == ["test", "train", "val"]
 
 
 def test_the_run_seed_does_not_move_subjects_between_splits():

@@ -12,6 +12,9 @@ A sample is a dict:
 | ``sample_id`` | str, unique per sample |
 | ``slice_index`` | int, axial slice of a volume, -1 for 2D images |
 | ``source`` | str, the first file the image came from (NIfTI outputs reuse its header) |
+
+With references attached (``meddtfm.data.references``, for training the reference path) a sample also
+has ``reference`` (``C x S x S``, another image of the same subject), ``has_reference`` and ``reference_id``.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +33,9 @@ from ..config import DataConfig
 from .errors import BadSampleError
 from .splits import SPLITS, assign_splits
 from .transforms import augment, paired_augmentation, resize_pair
+
+if TYPE_CHECKING:
+    from .references import References
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +91,7 @@ class MedicalDataset(Dataset, ABC):
 
     channel_names: tuple[str, ...]
     class_names: tuple[str, ...]
+    has_slices: bool = False  # samples are slices of volumes (``data.slices`` selects among them)
 
     def __init__(self, cfg: DataConfig, split: str = "train", seed: int = 0) -> None:
         if split not in SPLITS + ("all",):
@@ -91,6 +99,7 @@ class MedicalDataset(Dataset, ABC):
         self.cfg, self.split, self.seed = cfg, split, seed
         self.epoch = 0
         self.skipped = SkipLog()
+        self.references: References | None = None
         records = self.scan()
         if not records:
             raise BadSampleError(cfg.root or self.__class__.__name__, "no samples found (empty or wrong folder?)")
@@ -141,16 +150,16 @@ class MedicalDataset(Dataset, ABC):
         return self.prepare(record, self.decode(record))
 
     def prepare(self, record: Record, decoded: Decoded) -> dict:
-        """Check, resize and (train split) augment ``decoded``, the native-size pixels of ``record``."""
-        c, h, w = decoded.image.shape
-        if c != self.num_channels:
-            raise BadSampleError(record.paths[0], f"has {c} channels, expected {self.num_channels} ({', '.join(self.channel_names)})")
+        """Check, resize and (train split) augment ``decoded``, the native-size pixels of ``record``; with
+        references attached, add its reference."""
+        self._check_channels(record, decoded.image)
+        h, w = decoded.image.shape[1:]
         has_mask = decoded.mask is not None
         mask = decoded.mask if has_mask else np.zeros((self.num_classes, h, w), np.float32)
         image, mask_t = resize_pair(decoded.image, mask, self.cfg.resolution)
         if self._augment is not None:
             image, mask_t = augment(self._augment, image, mask_t, self._sample_seed(record))
-        return {
+        sample = {
             "image": image,
             "mask": mask_t,
             "has_mask": torch.tensor(has_mask),
@@ -160,6 +169,20 @@ class MedicalDataset(Dataset, ABC):
             "slice_index": record.slice_index,
             "source": record.paths[0],
         }
+        if self.references is not None:
+            sample.update(self.references.sample_keys(record))
+        return sample
+
+    def plain_image(self, record: Record) -> torch.Tensor:
+        """``record``'s image, ``C x S x S`` in [-1, 1], checked and resized but never augmented."""
+        image = self.decode(record).image
+        self._check_channels(record, image)
+        return resize_pair(image, np.zeros((1, *image.shape[1:]), np.float32), self.cfg.resolution)[0]
+
+    def _check_channels(self, record: Record, image: np.ndarray) -> None:
+        if image.shape[0] != self.num_channels:
+            raise BadSampleError(record.paths[0], f"has {image.shape[0]} channels, expected {self.num_channels} "
+                                                  f"({', '.join(self.channel_names)})")
 
     def _sample_seed(self, record: Record) -> int:
         """Augmentation seed from (run seed, epoch, sample id): independent of workers and order."""

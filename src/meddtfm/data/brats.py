@@ -163,6 +163,8 @@ def _mapped_case(key: dict, channels: int) -> tuple[np.ndarray, np.ndarray] | No
 class BraTSDataset(MedicalDataset):
     """Axial slices of BraTS cases: ``image`` C x H x W in [-1, 1], ``mask`` K x H x W one-hot (NCR, ED, ET[, WT])."""
 
+    has_slices = True
+
     def __init__(self, cfg: DataConfig, split: str = "train", seed: int = 0) -> None:
         self._volumes: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._bad: dict[str, BadSampleError] = {}

@@ -68,6 +68,7 @@ class LGGDataset(MedicalDataset):
     """kaggle_3m slices: ``C x S x S`` MRI (pre / FLAIR / post) and a ``1 x S x S`` FLAIR-abnormality mask."""
 
     class_names = ("FLAIR abnormality",)
+    has_slices = True
 
     def __init__(self, cfg: DataConfig, split: str = "train", seed: int = 0) -> None:
         wanted = [m.lower() for m in cfg.modalities] or list(SEQUENCES)

@@ -140,6 +140,10 @@ def dermoscopy_phantom(rng: np.random.Generator, size: int, diagnosis: str) -> t
 class PhantomDataset(MedicalDataset):
     """Procedural phantoms; ``data.phantom_kind`` picks MRI (4 sequences, NCR/ED/ET) or dermoscopy."""
 
+    @property
+    def has_slices(self) -> bool:  # type: ignore[override]
+        return self.cfg.phantom_kind == "mri"
+
     def scan(self) -> list[Record]:
         cfg = self.cfg
         if cfg.phantom_kind == "mri":

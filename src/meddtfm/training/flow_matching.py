@@ -4,15 +4,20 @@ Per micro-batch of real images ``x1`` with masks / captions:
 
 1. draw noise ``x0``, time ``t`` and the condition-dropout flags (for CFG), pair ``x0`` with ``x1``
    (independent or minibatch OT), and form ``x_t = (1 - t) x0 + t x1``;
-2. the frozen U-KAN teacher gives ``{E_0..E_3}(x1)`` (Eq. 2); ``f_ref = E_0`` seeds bridge 0 (Eq. 6)
-   unless dropped;
+2. the frozen U-KAN teacher gives ``{E_0..E_3}(x1)`` (Eq. 2), the targets of ``L_DT``; the reference
+   ``f_ref = E_0(I_ref)`` of *another* image of the same subject (``meddtfm.data.references``; never
+   ``x1`` itself, which sampling never has) seeds bridge 0 (Eq. 6) unless dropped or absent;
 3. ``v, {B_i} = VelocityNet(x_t, t, C, f_ref)`` (Eqs. 1, 4, 5);
 4. ``L_FM = ||v - (x1 - x0)||^2``, ``L_DT = sum_i lambda_i ||P_i(B_i) - E_i(x1)||^2`` (Eq. 8), and
-   ``L_adv`` on the one-step estimate ``x1_hat = x_t + (1 - t) v`` (Eq. 9), after ``adv_start_step``.
+   ``L_adv`` on the one-step estimate ``x1_hat = x_t + (1 - t) v`` (Eq. 9), after ``adv_start_step``,
+   on the rows whose mask reached the generator unchanged: a row with its mask dropped (CFG) or a
+   class ablated was generated for another condition than the real mask the discriminator sees.
 
 The random draws of a step are made for the global batch (all ranks) from a generator seeded by
-(seed, step, micro-batch), and each rank takes its rows: a run on N processes draws exactly what one
-process with an N times larger batch draws, and a resumed run draws what the uninterrupted one did.
+(seed, step, micro-batch), and each rank takes its rows, so a resumed run draws what the
+uninterrupted one did, and with ``coupling=independent`` a run on N processes draws exactly what one
+process with an N times larger batch draws. ``coupling=ot`` solves the minibatch OT problem on each
+rank's rows (N problems of B rows, not one of N B): the pairing, and so the run, depends on N.
 """
 from __future__ import annotations
 
@@ -46,7 +51,7 @@ class MedDTFMTask:
 
     def __init__(self, cfg: Config, dataset: MedicalDataset, teacher: FrozenTeacher | None, env: DistEnv) -> None:
         fc = cfg.flow
-        if teacher is None and (fc.distills or fc.reference):
+        if teacher is None and (fc.distills or fc.uses_reference):
             raise ValueError("Med-DT-FM distils from (and seeds its references with) a pretrained U-KAN teacher: "
                              "set encoder.checkpoint to pretrain-encoder's best.safetensors, or turn both off with "
                              "flow.dt_weights=[0,0,0,0] and flow.reference=false")
@@ -55,7 +60,7 @@ class MedDTFMTask:
         captions = [r.caption for r in dataset.records if r.caption]
         self.tokenizer = CaptionTokenizer.fit(captions, max_vocab=cfg.generator.vocab_size) if captions else None
         gen_cfg = cfg.generator if self.tokenizer else type(cfg.generator)(**{**to_dict(cfg.generator), "vocab_size": 0})
-        ref_ch = teacher.feature_channels[0] if (teacher is not None and fc.reference) else 0
+        ref_ch = teacher.feature_channels[0] if (teacher is not None and fc.uses_reference) else 0
         generator = build_generator(gen_cfg, dataset.num_channels, dataset.num_classes, ref_ch)
         self.nets = nn.ModuleDict({"generator": generator})
         if fc.distills:
@@ -68,7 +73,7 @@ class MedDTFMTask:
         self.adv = AdversarialLoss(fc.adv_kind)
         if teacher is not None:
             teacher.to(env.device)
-        self._fakes: list[Tensor] = []  # x1_hat of each micro-batch, from the generator phase to the discriminator's
+        self._fakes: list[tuple[Tensor, Tensor]] = []  # (x1_hat, kept rows) per micro-batch, for the discriminator
         self._micro = (-1, 0)  # (step, index of the next micro-batch within it)
         self._preview: dict | None = None
 
@@ -121,10 +126,9 @@ class MedDTFMTask:
         x0 = ot_coupling(d["x0"], x1)[0] if self.cfg.flow.coupling == "ot" else d["x0"]
         ps = self.path.sample(x0, x1, d["t"])
         gen: VelocityNet = nets["generator"]
-        teacher_feats = self.teacher(x1) if self.teacher is not None and (self.dt.active(step) or gen_ref(gen)) else None
-        f_ref = teacher_feats[0] if teacher_feats is not None and gen_ref(gen) else None
+        teacher_feats, f_ref, drop_ref = self._teacher_features(gen, batch, d, step)
         cond = _unwrap(gen).condition(**self.condition_inputs(batch, d))
-        v, feats = gen(ps.x_t, ps.t, cond, f_ref, return_features=True, drop_ref=d["drop_ref"] if f_ref is not None else None)
+        v, feats = gen(ps.x_t, ps.t, cond, f_ref, return_features=True, drop_ref=drop_ref)
         loss = self.fm(v, ps.dx_t)
         terms = {"loss/fm": loss.item()}
         if self.dt.active(step):
@@ -133,21 +137,47 @@ class MedDTFMTask:
             loss = loss + l_dt
             terms.update({"loss/dt": l_dt.item(), **{f"dt/level{i}": x for i, x in enumerate(levels)}})
         if "discriminator" in self.nets and step >= self.cfg.flow.adv_start_step:
+            keep = self.adversarial_rows(batch, d)
             x1_hat = one_step_estimate(ps.x_t, ps.t, v)
             logits = [out[-1] for out in _unwrap(nets["discriminator"])(x1_hat, batch["mask"])]
-            l_adv = self.adv.generator(logits)
+            l_adv = self.adv.generator(logits, rows=keep)
             loss = loss + self.cfg.flow.adv_weight * l_adv
             terms["loss/adv_g"] = l_adv.item()
-            self._fakes.append(x1_hat.detach())
+            self._fakes.append((x1_hat.detach(), keep))
         return loss, terms
 
+    def _teacher_features(self, gen: nn.Module, batch: dict, draws: dict[str, Tensor], step: int
+                          ) -> tuple[list[Tensor] | None, Tensor | None, Tensor | None]:
+        """``{E_i}(x1)`` when ``L_DT`` is on; ``f_ref = E_0(reference)`` and its per-row drop flags with the
+        reference path. One teacher pass over the targets and references together."""
+        x1, want_dt, want_ref = batch["image"], self.dt.active(step), gen_ref(gen)
+        if want_ref and "reference" not in batch:
+            raise ValueError("the reference path trains on other images of the same subject: attach them with "
+                             "meddtfm.data.references.attach_references, or set flow.reference=false")
+        inputs = ([x1] if want_dt else []) + ([batch["reference"]] if want_ref else [])
+        if not inputs:
+            return None, None, None
+        feats = self.teacher(torch.cat(inputs))
+        b = x1.shape[0]
+        teacher_feats = [f[:b] for f in feats] if want_dt else None
+        if not want_ref:
+            return teacher_feats, None, None
+        return teacher_feats, feats[0][-b:], draws["drop_ref"] | ~batch["has_reference"].bool()
+
+    def adversarial_rows(self, batch: dict, draws: dict[str, Tensor]) -> Tensor:
+        """``(B,)`` bool: rows whose real mask reached the generator unchanged (not dropped, no class ablated)."""
+        keep = batch["has_mask"].bool() & ~draws["drop_mask"]
+        if self.cfg.flow.class_ablation > 0:
+            keep = keep & ~draws["ablate"]
+        return keep
+
     def discriminator_loss(self, nets: Nets, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
-        """Hinge / LSGAN on real ``x1`` vs the generator phase's ``x1_hat`` of the same micro-batch."""
-        fake = self._fakes.pop(0)
+        """Hinge / LSGAN on real ``x1`` vs the generator phase's ``x1_hat``, over the same kept rows."""
+        fake, keep = self._fakes.pop(0)
         disc = nets["discriminator"]
         real_logits = [out[-1] for out in disc(batch["image"], batch["mask"])]
         fake_logits = [out[-1] for out in disc(fake, batch["mask"])]
-        loss = self.adv.discriminator(real_logits, fake_logits)
+        loss = self.adv.discriminator(real_logits, fake_logits, rows=keep)
         return loss, {"loss/adv_d": loss.item()}
 
     # -- validation and snapshots ---------------------------------------------------------------
@@ -186,7 +216,8 @@ class MedDTFMTask:
                 "mask_classes": len(self.class_names), "ref_channels": gen.ref_channels,
                 "channel_names": list(self.channel_names), "class_names": list(self.class_names),
                 "tokenizer": self.tokenizer.state_dict() if self.tokenizer else None,
-                "teacher": self.cfg.encoder.checkpoint, "data": to_dict(self.cfg.data), "flow": to_dict(self.cfg.flow)}
+                "teacher": self.cfg.encoder.checkpoint if self.teacher is not None else None,
+                "data": to_dict(self.cfg.data), "flow": to_dict(self.cfg.flow)}
 
 
 def validation_fm_loss(velocity: Callable[[dict, PathSample], Tensor], loader: DataLoader, batches: int,

@@ -65,22 +65,32 @@ class DistillationLoss:
 class AdversarialLoss:
     """Paper Eq. 9's ``L_adv`` for multi-scale discriminators: hinge or least-squares (LSGAN).
 
-    ``logits`` is one patch-logit map per scale; losses are averaged over scales.
+    ``logits`` is one patch-logit map per scale; losses are averaged over scales. ``rows`` (``(B,)``
+    bool), when given, averages over those rows only (none: 0, still connected to the graph, so DDP
+    ranks stay in step).
     """
 
     def __init__(self, kind: str = "hinge") -> None:
         self.kind = kind
 
-    def discriminator(self, real: list[Tensor], fake: list[Tensor]) -> Tensor:
+    def discriminator(self, real: list[Tensor], fake: list[Tensor], rows: Tensor | None = None) -> Tensor:
         if self.kind == "hinge":
-            terms = [F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real, fake)]
+            terms = [_mean(F.relu(1 - r), rows) + _mean(F.relu(1 + f), rows) for r, f in zip(real, fake)]
         else:
-            terms = [0.5 * ((r - 1) ** 2).mean() + 0.5 * (f ** 2).mean() for r, f in zip(real, fake)]
+            terms = [0.5 * _mean((r - 1) ** 2, rows) + 0.5 * _mean(f ** 2, rows) for r, f in zip(real, fake)]
         return torch.stack(terms).mean()
 
-    def generator(self, fake: list[Tensor]) -> Tensor:
-        terms = [-f.mean() if self.kind == "hinge" else 0.5 * ((f - 1) ** 2).mean() for f in fake]
+    def generator(self, fake: list[Tensor], rows: Tensor | None = None) -> Tensor:
+        terms = [-_mean(f, rows) if self.kind == "hinge" else 0.5 * _mean((f - 1) ** 2, rows) for f in fake]
         return torch.stack(terms).mean()
+
+
+def _mean(x: Tensor, rows: Tensor | None) -> Tensor:
+    """Mean of ``x`` (B, ...) over everything, or over the ``rows`` (B,) bool selected (0 if none)."""
+    if rows is None:
+        return x.mean()
+    weight = rows.to(x.dtype)
+    return (x.flatten(1).mean(1) * weight).sum() / weight.sum().clamp(min=1.0)
 
 
 def feature_matching(real: list[list[Tensor]], fake: list[list[Tensor]]) -> Tensor:
