@@ -5,7 +5,6 @@ from torch.utils.data import default_collate
 
 from meddtfm.config import load_config
 from meddtfm.data import build_dataset
-from meddtfm.data.references import attach_references
 from meddtfm.training.distributed import DistEnv
 from meddtfm.training.flow_matching import MedDTFMTask
 from meddtfm.training.losses import AdversarialLoss
@@ -53,7 +52,6 @@ def test_adversarial_loss_averages_over_the_selected_rows():
 def test_the_reference_path_never_sees_its_own_target(monkeypatch):
     cfg = load_config(None, [*TINY, "flow.reference=true", "flow.adv_weight=0"])
     data = build_dataset(cfg.data, "train")
-    attach_references(data, "other_slice")
     seen = []
 
     class Teacher(torch.nn.Module):

@@ -120,7 +120,8 @@ def _plan(preset: Preset, name: str, user: list[str], seed: int | None, out: Pat
                       f"train.max_minutes={b.max_minutes}", *m.switch])
         per_step = cfg.data.batch_size * cfg.train.grad_accumulation
         steps = cfg.train.steps if user_steps else -(-b.images // per_step)
-        encoder = dataclasses.replace(cfg.encoder, checkpoint=str(teacher_file) if m.model == "meddtfm" else None)
+        needs_teacher = m.model == "meddtfm" and (cfg.flow.distills or cfg.flow.uses_reference)
+        encoder = dataclasses.replace(cfg.encoder, checkpoint=str(teacher_file) if needs_teacher else None)
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps), encoder=encoder)
         methods[m.key] = Run(cfg, folder / m.key, m.model)
     _check(name, methods)
@@ -134,8 +135,10 @@ def _check(name: str, methods: dict[str, Run]) -> None:
                for r in methods.values()}
     if len(budgets) != 1:
         raise click.UsageError(f"{name}: the generators' budgets differ (images seen, max minutes): {sorted(budgets)}")
-    if methods["nodt"].cfg.flow.distills or not methods["meddtfm"].cfg.flow.distills:
-        raise click.UsageError(f"{name}: Med-DT-FM needs flow.dt_weights > 0 and Ours (no DT) all 0")
+    nodt = methods["nodt"].cfg
+    if nodt.flow.distills or nodt.flow.uses_reference or nodt.encoder.checkpoint or not methods["meddtfm"].cfg.flow.distills:
+        raise click.UsageError(f"{name}: Med-DT-FM needs flow.dt_weights > 0, and Ours (no DT) no teacher at all "
+                               "(flow.dt_weights all 0 and flow.reference=false)")
     data = methods["meddtfm"].cfg.data
     if data.name != "phantoms" and not (data.root and Path(data.root).is_dir()):
         raise click.UsageError(f"{name}: data.root={data.root} is not a folder; point it at the download with "
@@ -249,11 +252,13 @@ def _score(plan: Plan, preset: Preset, metrics: tuple[str, ...], missing: dict[s
                         t["step"] * c.data.batch_size * c.train.grad_accumulation, t["seconds"]))
     d = scorer.dataset
     description = (f"{cfg.data.name}, {cfg.data.resolution} px, channels {', '.join(d.channel_names)}, classes "
-                   f"{', '.join(d.class_names)}; scored on {result.samples} test images. "
+                   f"{', '.join(d.class_names)}; scored on {result.samples} test images, {result.pairs} of them "
+                   "paired with the real image of their mask for SSIM, MS-SSIM and PSNR. "
                    + budget_statement(cfg.train.steps, cfg.data.batch_size, cfg.train.grad_accumulation,
                                       cfg.train.max_minutes))
     tiles = fig2_rows(scorer, {k: weights[k] for k in FIG2_METHODS}, preset.fig2_rows, preset.evaluation.seeds[0])
-    return Block(plan.name, description, rows, result.reference, missing, result.notes), tiles
+    return Block(plan.name, description, rows, result.reference, missing, result.notes,
+                 preset.evaluation.average_of), tiles
 
 
 def _run(preset: Preset, plans: list[Plan], metrics: tuple[str, ...], missing: dict[str, str],
@@ -302,8 +307,10 @@ def _run(preset: Preset, plans: list[Plan], metrics: tuple[str, ...], missing: d
         "Scoring, identical for every method: noise-based synthesis for the masks of the test split "
         f"({'first ' + str(e.limit) if e.limit else 'all'} samples), sampling seeds {', '.join(map(str, e.seeds))} "
         f"(mean ± std over seeds); the flows integrate with {e.solver}, NFE {e.nfe}, guidance {e.cfg:g}. SSIM, "
-        "MS-SSIM and PSNR against the real image of each mask; Dice of the independent MONAI U-Net (trained on the real "
-        "training split, never the U-KAN teacher) on the synthetic images against their masks; FRD "
+        "MS-SSIM and PSNR against the real image of each mask, of one draw and (avg-K) of the pixel mean of "
+        f"{e.average_of} draws, which is what a GAN's near-conditional-mean output is compared with fairly; Dice "
+        "(lesion-present classes) of the independent MONAI U-Net (trained on the real training split, never the "
+        "U-KAN teacher) on the synthetic images against their masks; FRD "
         f"{e.frd_version} (frd-score, v1 = log Fréchet radiomics distance) and FID (FID InceptionV3) against the "
         "real test images. ↓ lower is better, ↑ higher is better; n/a says why a metric was not computed.",
     ]
@@ -323,7 +330,8 @@ def reproduce() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="[DATASET:]KEY.PATH=VALUE",
               help="Override a config value of every run (of one dataset with DATASET:), e.g. "
                    "--set lgg:data.root=/data/kaggle_3m (repeatable).")
-@click.option("--seed", type=int, default=None, help="Seed of every run (splits, init, data order).")
+@click.option("--seed", type=int, default=None,
+              help="Seed of every run (initialisation, data order, sampling); the splits follow data.split_seed.")
 @click.option("--teacher", multiple=True, metavar="[DATASET=]FILE",
               help="A pretrained U-KAN teacher (skips its stage).")
 @click.option("--segmenter", multiple=True, metavar="[DATASET=]FILE",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..config import Config, ConfigError
+from ..config import Config
 from .common import run_options
 
 if TYPE_CHECKING:
@@ -71,7 +71,6 @@ def run_training(cfg: Config, out: Path, model: str = "meddtfm", resume: Path | 
                  fresh: bool = False) -> tuple[TrainResult, DistEnv]:
     """``meddtfm train``'s work: train the generator ``model`` into ``out``; bad settings raise ``click.UsageError``."""
     from ..data import build_dataset
-    from ..data.references import attach_references
     from ..models.segmenters import load_teacher
     from ..training.distributed import distributed_session
     from ..training.flow_matching import MedDTFMTask
@@ -83,11 +82,6 @@ def run_training(cfg: Config, out: Path, model: str = "meddtfm", resume: Path | 
     with distributed_session(cfg.train.device) as env:
         train_set, val_set = build_dataset(cfg.data, "train", cfg.seed), build_dataset(cfg.data, "val", cfg.seed)
         teacher, fc = None, cfg.flow
-        if model == "meddtfm" and fc.uses_reference:
-            try:
-                attach_references(train_set, fc.reference_source)
-            except ConfigError as err:
-                raise click.UsageError(str(err)) from err
         if model == "meddtfm" and cfg.encoder.checkpoint and (fc.distills or fc.uses_reference):
             teacher, meta = load_teacher(cfg.encoder.checkpoint)
             if tuple(meta["channel_names"]) != tuple(train_set.channel_names):

@@ -70,12 +70,14 @@ class Scorer:
 
 @dataclass
 class Comparison:
-    """``runs[method][seedN]`` -> metric -> value, the segmenter on the real images, and notes."""
+    """``runs[method][seedN]`` -> metric -> value, the segmenter on the real images, notes, and how many
+    test samples were scored (``pairs`` of them with a real image for the paired metrics)."""
 
     runs: dict[str, dict[str, dict[str, float]]]
     reference: dict[str, float]
     notes: list[str]
     samples: int
+    pairs: int
 
 
 def compare(scorer: Scorer, weights: dict[str, Path], grid_dir: Path | None = None) -> Comparison:
@@ -87,12 +89,14 @@ def compare(scorer: Scorer, weights: dict[str, Path], grid_dir: Path | None = No
         runs[method] = {}
         for j, seed in enumerate(scorer.spec.seeds):
             on_real = (lambda b: evaluation.add_real(b["image"], b["mask"], b["has_mask"])) if i == j == 0 else None
-            batches = tqdm(generated_batches(loader, generate, seed, "noise", on_real), total=len(loader),
-                           desc=f"evaluate {method} seed {seed}", unit="batch", leave=False)
+            batches = tqdm(generated_batches(loader, generate, seed, "noise", on_real, scorer.spec.average_of,
+                                             bool(info.get("deterministic"))),
+                           total=len(loader), desc=f"evaluate {method} seed {seed}", unit="batch", leave=False)
             runs[method][f"seed{seed}"] = evaluation.run(batches, f"{method}_seed{seed}")
         if info.get("deterministic") and len(scorer.spec.seeds) > 1:
             evaluation.notes.append(f"{info['model']} maps a mask to one image: its std over seeds is 0")
-    return Comparison(runs, evaluation.reference(), evaluation.notes, len(loader.dataset))
+    pairs = max((c["pairs"] for c in evaluation.counts.values()), default=0)
+    return Comparison(runs, evaluation.reference(), evaluation.notes, len(loader.dataset), pairs)
 
 
 def fig2_rows(scorer: Scorer, weights: dict[str, Path], rows: int, seed: int) -> list[list[np.ndarray]]:

@@ -103,13 +103,29 @@ class WithReference(Dataset):
 
 
 def generated_batches(loader: DataLoader, generate: Generate, seed: int, mode: Mode,
-                      on_real: Callable[[dict], None] | None = None) -> Iterator[dict]:
-    """The runner's batches (``runner`` module doc) for one seed; ``on_real(batch)`` sees each data batch first."""
+                      on_real: Callable[[dict], None] | None = None, average_of: int = 0,
+                      deterministic: bool = False) -> Iterator[dict]:
+    """The runner's batches (``runner`` module doc) for one seed; ``on_real(batch)`` sees each data batch first.
+
+    Noise mode pairs a synthetic image with the real image only where that image's own mask conditioned
+    it (``has_mask``): an image without a mask (most of ISIC 2019) was drawn from a null or caption-only
+    condition, and its "pair" would be an unrelated photo. Reference mode pairs it with its reference.
+    ``average_of = K > 1`` adds ``average_of`` and ``fake_average``, the pixel mean of K draws (seeds ``seed + k * 1000003``,
+    draw 0 being ``fake``): the conditional-mean estimate that pixel metrics reward in a regressor
+    (Dohmen et al., arXiv 2408.06075). A ``deterministic`` generator's K draws are one image, so its
+    average is ``fake`` itself, not drawn again.
+    """
     for batch in loader:
         if on_real is not None:
             on_real(batch)
         with torch.no_grad():
             fake = generate(batch, seed).detach().float().cpu()
-        target = batch["reference"] if mode == "reference" else batch["image"]
-        yield {"fake": fake, "target": target, "has_target": torch.ones(len(fake), dtype=torch.bool),
+            draws = [fake] if deterministic else [fake] + [generate(batch, seed + k * 1_000_003).detach().float().cpu()
+                                                           for k in range(1, average_of)]
+        reference = mode == "reference"
+        out = {"fake": fake, "target": batch["reference"] if reference else batch["image"],
+               "has_target": torch.ones(len(fake), dtype=torch.bool) if reference else batch["has_mask"].bool(),
                "mask": batch["mask"], "has_mask": batch["has_mask"]}
+        if average_of > 1:
+            out.update(fake_average=torch.stack(draws).mean(0), average_of=average_of)
+        yield out

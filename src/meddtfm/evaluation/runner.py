@@ -6,6 +6,7 @@ A run is an iterable of batches, dicts with
 |---|---|
 | ``fake`` | synthetic images ``(B, C, S, S)`` in [-1, 1] |
 | ``target``, ``has_target`` | the paired real image (zeros where none) and ``(B,)`` bool |
+| ``fake_average``, ``average_of`` (optional) | the pixel mean of K draws for the same conditions, and K |
 | ``mask``, ``has_mask`` | the conditioning masks ``(B, K, S, S)`` (zeros where none) and ``(B,)`` bool |
 
 Two sources make them: ``folder_runs`` (files matched by name) and, for a checkpoint, a ``Generate``
@@ -50,6 +51,12 @@ class Setup:
     grid_dir: Path | None = None  # where to write one PNG grid per run: target | synthetic, mask overlaid
 
 
+def average_key(key: str, k: int) -> str:
+    """``ssim/mean`` -> ``ssim_avg4/mean``: a paired metric of the average of ``k`` draws."""
+    metric, _, channel = key.partition("/")
+    return f"{metric}_avg{k}/{channel}"
+
+
 class Evaluation:
     """``add_real`` every real image, then ``run`` each synthetic set; ``notes`` explain the numbers."""
 
@@ -85,7 +92,7 @@ class Evaluation:
     def run(self, batches: Iterable[dict], label: str) -> dict[str, float]:
         """Every requested metric of one synthetic set against the real set."""
         s, fake = self.setup, self._image_set(f"fake_{label}")
-        paired, shown = None, False
+        paired, averaged, shown, k = None, None, False, 0
         dice = MaskConsistency(s.segmenter, s.class_names) if "dice" in s.metrics else None
         for batch in batches:
             images = batch["fake"].detach().float().cpu()
@@ -95,6 +102,10 @@ class Evaluation:
                 if paired is None:
                     paired = PairedMetrics(s.channel_names, images.shape[-1])
                 paired.update(images[keep], batch["target"][keep].float())
+                if "fake_average" in batch:
+                    if averaged is None:
+                        averaged, k = PairedMetrics(s.channel_names, images.shape[-1]), int(batch["average_of"])
+                    averaged.update(batch["fake_average"][keep].float(), batch["target"][keep].float())
             if dice is not None:
                 dice.update(images, batch["mask"], batch["has_mask"])
             if s.grid_dir is not None and not shown:
@@ -108,7 +119,14 @@ class Evaluation:
             if paired is None:
                 raise ValueError(f"run {label}: no synthetic image has a real counterpart for the paired metrics")
             out.update(paired.compute())
-            self._note(*paired.notes)
+            out["paired/pairs"] = paired.count
+            self._note(*paired.notes, "SSIM, MS-SSIM, PSNR: over the paired images only (paired/pairs per run); in "
+                                      "noise mode an image pairs with the real image whose own mask conditioned it")
+        if averaged is not None:
+            out.update({average_key(key, k): v for key, v in averaged.compute().items()})
+            self._note(f"SSIM, MS-SSIM, PSNR of the average of {k} draws (..._avg{k}): the pixel mean of {k} samples "
+                       "for each mask; a sampler is scored on one draw, a regressor outputs a conditional mean, and "
+                       "pixel metrics favour the mean (Dohmen et al., arXiv 2408.06075)")
         if dice is not None and dice.count:
             out.update(dice.compute())
         if "frd" in s.metrics:

@@ -34,13 +34,23 @@ class Method:
     switch: tuple[str, ...] = ()
 
 
+# "Ours (no DT)" is the generator with no teacher at all (DESIGN.md): no L_DT and no reference path.
 METHODS = (Method("pix2pixhd", "pix2pixHD", "pix2pixhd"), Method("medgan", "MedGAN", "medgan"),
-           Method("nodt", "Ours (no DT)", "meddtfm", ("flow.dt_weights=[0,0,0,0]",)),
+           Method("nodt", "Ours (no DT)", "meddtfm", ("flow.dt_weights=[0,0,0,0]", "flow.reference=false")),
            Method("meddtfm", "Med-DT-FM", "meddtfm"))
 # Table column, summary key, the metric of meddtfm.evaluation.runner.METRICS that computes it, better.
+# Dice is on the lesion-present classes (an absent class predicted empty would score 1); SSIM and PSNR also
+# of the average of K draws (EvalSpec.average_of), the fair comparison of a sampler with a regressor.
 COLUMNS = (("FRD", "frd/mean", "frd", "↓"), ("FID", "fid/mean", "fid", "↓"), ("SSIM", "ssim/mean", "paired", "↑"),
-           ("MS-SSIM", "ms_ssim/mean", "paired", "↑"), ("PSNR", "psnr/mean", "paired", "↑"),
-           ("Dice", "dice/mean", "dice", "↑"))
+           ("SSIM avg-K", "ssim_avg{k}/mean", "paired", "↑"), ("MS-SSIM", "ms_ssim/mean", "paired", "↑"),
+           ("PSNR", "psnr/mean", "paired", "↑"), ("PSNR avg-K", "psnr_avg{k}/mean", "paired", "↑"),
+           ("Dice", "dice_present/mean", "dice", "↑"))
+
+
+def resolved_columns(average_of: int) -> list[tuple[str, str, str, str]]:
+    """``COLUMNS`` with K filled in: ``SSIM avg-4`` reads ``ssim_avg4/mean``."""
+    return [(label.replace("-K", f"-{average_of}"), key.format(k=average_of), metric, better)
+            for label, key, metric, better in COLUMNS]
 
 
 @dataclass
@@ -73,6 +83,7 @@ class EvalSpec:
     cfg: float = 2.0  # guidance scale of the flows (mask and caption)
     batch_size: int = 16
     frd_version: str = "v1"
+    average_of: int = 4  # K: SSIM / MS-SSIM / PSNR also of the pixel mean of K draws per mask (0: off)
 
 
 @dataclass
@@ -134,6 +145,7 @@ class Block:
     reference: dict[str, float]  # the evaluation U-Net on the real test images
     missing: dict[str, str]  # metric of runner.METRICS -> why it was not computed
     notes: list[str]
+    average_of: int = 0  # K of the avg-K columns
 
 
 def _cell(summary: dict[str, dict[str, Any]], key: str, why: str | None) -> tuple[str, str, str]:
@@ -147,15 +159,17 @@ def _cell(summary: dict[str, dict[str, Any]], key: str, why: str | None) -> tupl
 
 
 def markdown_block(block: Block) -> str:
-    """``## dataset`` and its table: one row per method, columns FRD, FID, SSIM, MS-SSIM, PSNR, Dice."""
-    head = "| Method | " + " | ".join(f"{c[0]} {c[3]}" for c in COLUMNS) + " |"
-    lines = [f"## {block.dataset}", "", block.description, "", head, "|---" * (len(COLUMNS) + 1) + "|"]
+    """``## dataset`` and its table: one row per method, the columns of ``resolved_columns``."""
+    columns = resolved_columns(block.average_of)
+    head = "| Method | " + " | ".join(f"{c[0]} {c[3]}" for c in columns) + " |"
+    lines = [f"## {block.dataset}", "", block.description, "", head, "|---" * (len(columns) + 1) + "|"]
     for row in block.rows:
-        cells = [_cell(row.summary, key, block.missing.get(metric))[0] for _, key, metric, _ in COLUMNS]
+        cells = [_cell(row.summary, key, block.missing.get(metric))[0] for _, key, metric, _ in columns]
         lines.append(f"| {row.method.label} | " + " | ".join(cells) + " |")
-    if "dice/mean" in block.reference:
-        ceiling = format_number(block.reference["dice/mean"])
-        lines += ["", f"Dice of the same U-Net on the real test images (the ceiling): {ceiling}."]
+    if "dice_present/mean" in block.reference:
+        ceiling = format_number(block.reference["dice_present/mean"])
+        lines += ["", f"Dice (lesion-present classes) of the same U-Net on the real test images (the ceiling): "
+                      f"{ceiling}."]
     trained = "; ".join(f"{r.method.label} {r.steps} steps = {r.images} images"
                         + (f" in {r.seconds:.1f} s" if r.seconds is not None else "") for r in block.rows)
     lines += ["", f"Trained: {trained}."]
@@ -173,12 +187,13 @@ def _atomic_write(path: Path, text: str) -> None:
 def write_tables(out: Path, blocks: Sequence[Block], preamble: Sequence[str]) -> str:
     """Write ``out/table1.md`` (preamble, then one block per dataset) and ``out/table1.csv``; return the markdown."""
     markdown = "\n\n".join(["# Table 1 (measured)", *preamble, *(markdown_block(b) for b in blocks)]) + "\n"
-    header = ["dataset", "method"] + [h for c in COLUMNS for h in (c[0], f"{c[0]}_std")]
+    k = blocks[0].average_of if blocks else 0
+    header = ["dataset", "method"] + [h for c in resolved_columns(k) for h in (c[0], f"{c[0]}_std")]
     header += ["steps", "images_seen", "train_seconds"]
     rows = []
     for block in blocks:
         for row in block.rows:
-            values = [v for _, key, metric, _ in COLUMNS
+            values = [v for _, key, metric, _ in resolved_columns(block.average_of)
                       for v in _cell(row.summary, key, block.missing.get(metric))[1:]]
             seconds = "" if row.seconds is None else f"{row.seconds:.1f}"
             rows.append([block.dataset, row.method.label, *values, row.steps, row.images, seconds])

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from ..config import Config, to_dict
 from ..data.base import MedicalDataset
+from ..data.references import attach_references
 from ..flow import LinearPath, PathSample, integrate, one_step_estimate, ot_coupling, sample_time
 from ..models.discriminator import MultiScalePatchGAN
 from ..models.generator import VelocityNet, build_generator
@@ -44,7 +45,11 @@ from .losses import AdversarialLoss, DistillationLoss, FlowMatchingLoss
 
 class MedDTFMTask:
     """Networks ``generator`` (VelocityNet with its CondEncoder), ``projectors`` (P_i) and, when
-    ``alpha > 0``, ``discriminator``; the EMA of the generator samples and validates."""
+    ``alpha > 0``, ``discriminator``; the EMA of the generator samples and validates.
+
+    With the reference path on, the training ``dataset`` gets its references attached
+    (``meddtfm.data.references``, ``flow.reference_source``): its samples then carry ``reference``.
+    """
 
     ema_net = "generator"
     best_metric = ("fm_loss", "min")
@@ -56,6 +61,8 @@ class MedDTFMTask:
                              "set encoder.checkpoint to pretrain-encoder's best.safetensors, or turn both off with "
                              "flow.dt_weights=[0,0,0,0] and flow.reference=false")
         self.cfg, self.env, self.teacher = cfg, env, teacher
+        if teacher is not None and fc.uses_reference:
+            attach_references(dataset, fc.reference_source)
         self.channel_names, self.class_names = dataset.channel_names, dataset.class_names
         captions = [r.caption for r in dataset.records if r.caption]
         self.tokenizer = CaptionTokenizer.fit(captions, max_vocab=cfg.generator.vocab_size) if captions else None
@@ -152,8 +159,8 @@ class MedDTFMTask:
         reference path. One teacher pass over the targets and references together."""
         x1, want_dt, want_ref = batch["image"], self.dt.active(step), gen_ref(gen)
         if want_ref and "reference" not in batch:
-            raise ValueError("the reference path trains on other images of the same subject: attach them with "
-                             "meddtfm.data.references.attach_references, or set flow.reference=false")
+            raise ValueError("the reference path trains on other images of the same subject; this batch has none "
+                             "(MedDTFMTask attaches them to the dataset it is given)")
         inputs = ([x1] if want_dt else []) + ([batch["reference"]] if want_ref else [])
         if not inputs:
             return None, None, None
