@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-# Settings a resumed run may change: none alters the update rule, the data or the random draws.
+# Settings a resumed run may change: none alters the objective, the networks, the optimiser or the data.
 MAY_CHANGE_ON_RESUME: tuple[str, ...] = (
     "train.steps", "train.max_minutes",  # how long to train: training on is what resuming is for
     "train.log_every", "train.val_every", "train.sample_every",  # bookkeeping: when to log, validate, draw
     "train.checkpoint_every", "train.keep_checkpoints",  # and when to save, how many states to keep
     "flow.sample_steps",  # ODE steps of the snapshot grids only
-    "train.device",  # the same computation on other hardware
+    "train.device",  # the same maths elsewhere; CUDA draws other noise than the CPU and, with train.amp, rounds to bf16
     "data.root",  # the same dataset, moved
     "data.num_workers", "data.volume_cache",  # loader speed: augmentation is seeded per sample, not per worker
 )
