@@ -1,8 +1,6 @@
 """Med-DT-FM training end to end on tiny phantoms: losses, no-DT switch, exact resume after SIGKILL, DDP."""
-import csv
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,30 +11,7 @@ from click.testing import CliRunner
 from meddtfm.cli.main import cli
 from meddtfm.training.checkpoint import load_weights
 
-DATA = ["data.phantom_count=24", "data.resolution=32", "data.batch_size=4", "data.num_workers=0",
-        "train.warmup_steps=1", "train.log_every=1", "train.val_every=4", "train.checkpoint_every=2",
-        "train.sample_every=100"]
-GEN = ["generator.base_channels=8", "generator.cond_channels=[8,8,8,8]", "generator.text_dim=16",
-       "generator.time_dim=16", "generator.num_res_blocks=1", "generator.attention_at_bottleneck=false",
-       "generator.dropout=0.0", "flow.disc_channels=8", "flow.disc_layers=2", "flow.val_batches=1"]
-
-
-def _sets(*groups) -> list[str]:
-    return [a for group in groups for o in group for a in ("--set", o)]
-
-
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("teacher")
-    result = CliRunner().invoke(cli, ["pretrain-encoder", *_sets(DATA, ["encoder.widths=[4,8,16,24,32]", "train.steps=2"]),
-                                      "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return str(out / "best.safetensors")
-
-
-def _losses(out, name="loss/fm") -> dict[int, float]:
-    with open(out / "metrics.csv") as fh:
-        return {int(r["step"]): float(r["value"]) for r in csv.DictReader(fh) if r["name"] == name}
+from .conftest import DATA, GEN, _free_port, _losses, _sets
 
 
 def _train(out, *extra, steps=4):
@@ -99,12 +74,6 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, teacher):
         a, b = _losses(tmp_path / "full", name), _losses(tmp_path / "killed", name)
         assert sorted(a) == sorted(b) and a, name
         assert all(a[s] == pytest.approx(b[s], rel=1e-5, abs=1e-6) for s in a), (name, a, b)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_gloo_processes_match_one(tmp_path, teacher):

@@ -10,6 +10,7 @@ import click
 
 from ..config import Config, ConfigError, load_config, save_config
 from ..data.errors import BadSampleError
+from ..training.resume import ResumeConfigError
 
 
 def run_options(default_out: str) -> Callable:
@@ -34,7 +35,7 @@ def run_options(default_out: str) -> Callable:
             save_config(cfg, out_dir / "config.yaml")
             try:
                 return fn(cfg=cfg, out=out_dir, **kwargs)
-            except BadSampleError as err:  # from any command, in the main process or a loader worker
+            except (BadSampleError, ResumeConfigError) as err:  # BadSampleError: in the main process or a loader worker
                 raise click.ClickException(str(err)) from err
 
         return wrapper

@@ -1,13 +1,16 @@
 """``meddtfm pretrain-encoder`` (the segmenters) and ``meddtfm train`` (the generators)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from ..config import Config
+from ..config import Config, save_config
+from ..training.resume import ResumeConfigError
 from .common import run_options
 
 if TYPE_CHECKING:
@@ -34,6 +37,18 @@ def _drop_checkpoints(out: Path, fresh: bool, env: DistEnv) -> None:
         dist.barrier()
 
 
+@contextlib.contextmanager
+def _config_of_checkpoints(out: Path, resume: Path | None) -> Iterator[None]:
+    """If resuming OUT's own newest state is refused, put its settings back into OUT/config.yaml,
+    which ``run_options`` (or ``reproduce``) overwrote with this run's, so the file describes OUT's checkpoints."""
+    try:
+        yield
+    except ResumeConfigError as err:
+        if resume is None:
+            save_config(err.saved, out / "config.yaml")
+        raise
+
+
 def run_pretraining(cfg: Config, out: Path, model: str | None = None, resume: Path | None = None,
                     fresh: bool = False) -> tuple[TrainResult, DistEnv]:
     """``meddtfm pretrain-encoder``'s work: train segmenter ``model`` (default: ``cfg.encoder.model``) into ``out``."""
@@ -49,8 +64,9 @@ def run_pretraining(cfg: Config, out: Path, model: str | None = None, resume: Pa
     with distributed_session(cfg.train.device) as env:
         train_set, val_set = build_dataset(cfg.data, "train", cfg.seed), build_dataset(cfg.data, "val", cfg.seed)
         _drop_checkpoints(out, fresh, env)
-        result = train(SegmentationTask(cfg, train_set), cfg, train_set, val_set if len(val_set) else None, env, out,
-                       resume=resume)
+        with _config_of_checkpoints(out, resume):
+            result = train(SegmentationTask(cfg, train_set), cfg, train_set, val_set if len(val_set) else None, env,
+                           out, resume=resume)
     return result, env
 
 
@@ -92,7 +108,8 @@ def run_training(cfg: Config, out: Path, model: str = "meddtfm", resume: Path | 
             task = MedDTFMTask(cfg, train_set, teacher, env) if model == "meddtfm" else GANTask(cfg, train_set, env, model)
         except ValueError as err:
             raise click.UsageError(str(err)) from err
-        result = train(task, cfg, train_set, val_set if len(val_set) else None, env, out, resume=resume)
+        with _config_of_checkpoints(out, resume):
+            result = train(task, cfg, train_set, val_set if len(val_set) else None, env, out, resume=resume)
     return result, env
 
 

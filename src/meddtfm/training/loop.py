@@ -28,6 +28,7 @@ from ..data.base import MedicalDataset, loader_workers, usable_cpus
 from .checkpoint import list_states, load_state, save_state, save_weights
 from .distributed import DistEnv, ShardedSampler, any_rank, to_device, batches_per_epoch, mean_across_ranks
 from .logs import MetricLogger
+from .resume import check_resume
 
 log = logging.getLogger(__name__)
 Nets = dict[str, nn.Module]
@@ -167,6 +168,7 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
     resume = resume or (list_states(ckpt_dir)[-1] if list_states(ckpt_dir) else None)
     if resume is not None:
         state = load_state(resume, map_location=env.device)
+        check_resume(state["config"], to_dict(cfg), resume)
         for name, net in task.nets.items():
             net.load_state_dict(state["nets"][name])
         for name, opt in optims.items():
