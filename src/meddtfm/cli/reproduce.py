@@ -59,13 +59,6 @@ class Plan:
         return [r for r in (self.teacher, self.segmenter, *self.methods.values()) if r is not None]
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def _scoped(overrides: tuple[str, ...], names: list[str]) -> dict[str, list[str]]:
     """``--set [DATASET:]key=value`` -> dataset -> its overrides, in the order given."""
     out: dict[str, list[str]] = {n: [] for n in names}
@@ -150,11 +143,11 @@ def _check(name: str, methods: dict[str, Run]) -> None:
 def _check_reuse(run: Run) -> None:
     """A started run folder (final weights or checkpoints) must hold this run's configuration."""
     from ..training.checkpoint import list_states
+    from ..training.resume import config_changes
 
     saved = run.out / "config.yaml"
     if saved.is_file() and ((run.out / "final.safetensors").is_file() or list_states(run.out / "checkpoints")):
-        old, new = _flatten(OmegaConf.to_container(OmegaConf.load(saved))), _flatten(to_dict(run.cfg))
-        diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        diff = [key for key, _, _ in config_changes(OmegaConf.to_container(OmegaConf.load(saved)), to_dict(run.cfg))]
         if diff:
             raise click.UsageError(f"{run.out} was trained with other settings ({', '.join(diff[:6])}); "
                                    "use another --out, or delete that folder to retrain it")
