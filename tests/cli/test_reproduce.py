@@ -50,13 +50,20 @@ def test_ci_table_has_the_four_methods_with_measured_numbers(ci):
         assert all(math.isfinite(x) for x in (ssim, psnr, dice)) and -1 <= ssim <= 1 and 0 <= dice <= 1, r
         assert (r["steps"], r["images_seen"]) == ("8", "32"), "equal budgets: 8 steps x batch 4 each"
         assert r["FID"] == "n/a" and (r["FRD"] != "n/a") == has_frd
+        ssim4, psnr4 = float(r["SSIM avg-4"]), float(r["PSNR avg-4"])
+        assert math.isfinite(ssim4) and math.isfinite(psnr4), r
+        if r["method"] in ("pix2pixHD", "MedGAN"):  # one image per mask: the average of 4 draws is that image
+            assert (ssim4, psnr4) == (pytest.approx(ssim), pytest.approx(psnr))
+        else:
+            assert ssim4 != pytest.approx(ssim), "the flows' average of 4 draws is another image than one draw"
     md = (out / "table1.md").read_text()
     assert md in result.output, "the table is printed"
     assert "32 images seen = 8 steps x batch 4 x 1 accumulation" in md and "no wall-clock cap" in md
     for r in rows:
         line = next(x for x in md.splitlines() if x.startswith(f"| {r['method']} |"))
         assert f"| {format_number(float(r['SSIM']))} |" in line and "n/a (needs --inception-weights FILE)" in line
-    assert "Dice of the same U-Net on the real test images" in md and "MS-SSIM at 32 px" in md
+    assert "Dice (lesion-present classes) of the same U-Net on the real test images" in md and "MS-SSIM at 32 px" in md
+    assert "8 test images, 8 of them paired" in md
     # The table holds what `meddtfm evaluate` wrote for each method (same code, same samples).
     for m, r in zip(METHODS, rows):
         doc = json.loads((out / "phantoms" / "eval" / m.key / "metrics.json").read_text())
@@ -69,6 +76,10 @@ def test_no_dt_is_the_one_switch_and_fig2_and_convergence_are_drawn(ci):
     logged = {m: {row["name"] for row in csv.DictReader(open(out / "phantoms" / m / "metrics.csv"))}
               for m in ("nodt", "meddtfm")}
     assert "loss/dt" in logged["meddtfm"] and "loss/dt" not in logged["nodt"]
+    _, nodt = load_weights(out / "phantoms" / "nodt" / "final.safetensors")
+    _, ours = load_weights(out / "phantoms" / "meddtfm" / "final.safetensors")
+    assert nodt["teacher"] is None and nodt["ref_channels"] == 0, "no DT means no teacher at all"
+    assert ours["teacher"] and ours["ref_channels"] > 0
     with Image.open(out / "fig2.png") as img:
         expected = (4 * (MIN_TILE + PAD) + PAD, 2 * LABEL_H + 4 * (MIN_TILE + PAD) + PAD)  # 4 columns, 4 rows, 1 group
         assert img.size == grid_size(4, 4, 1, MIN_TILE) == expected
