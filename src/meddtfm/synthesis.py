@@ -33,6 +33,7 @@ from .models.segmenters import load_teacher
 from .models.text import CaptionTokenizer
 from .models.ukan import FrozenTeacher
 from .training.checkpoint import CheckpointError, load_weights
+from .training.split_check import check_same_split
 
 __all__ = ["ConditionError", "GeneratorMeta", "Synthesizer", "load_generator", "read_mask_file", "read_reference_file"]
 
@@ -247,13 +248,19 @@ class Synthesizer:
         return SolverResult(result.x.clamp(-1, 1), result.nfe, result.times)
 
 
-def training_data_config(meta_data: dict, config_path: str | None, overrides: Sequence[str]) -> DataConfig:
+def training_data_config(meta_data: dict, config_path: str | None, overrides: Sequence[str],
+                         checkpoint: str | Path = "the generator checkpoint") -> DataConfig:
     """A checkpoint's training data config <- the ``data`` of ``config_path`` <- ``data.*`` overrides; no augmentation.
 
-    ``meddtfm sample`` and ``meddtfm evaluate`` both read their conditions through it, so they see the same split.
+    ``meddtfm sample`` and ``meddtfm evaluate`` both read their conditions through it, so they see the same split:
+    ``config_path`` or ``overrides`` that change a split key (``SPLIT_KEYS``) of the recorded ``meta_data``
+    raise ``SplitMismatchError``. Other keys may change (``data.root``: the data moved).
     """
     merged = OmegaConf.merge(OmegaConf.structured(DataConfig), meta_data)
     if config_path:
         merged = OmegaConf.merge(merged, OmegaConf.load(config_path).get("data") or {})
     merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([o[5:] for o in overrides if o.startswith("data.")]))
-    return dataclasses.replace(OmegaConf.to_object(merged), augment=False)
+    data = dataclasses.replace(OmegaConf.to_object(merged), augment=False)
+    check_same_split(meta_data, dataclasses.asdict(data), f"{checkpoint} (its training data)", "--config / --set",
+                     hint="The split is the one the generator was trained with; drop those data keys")
+    return data

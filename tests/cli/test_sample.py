@@ -77,6 +77,20 @@ def test_noise_mode_on_the_dataset_is_deterministic_whatever_the_batch(tmp_path:
     assert len({r["seed"] for r in rows}) == 4 and (tmp_path / "a" / "grid.png").is_file()
 
 
+def test_the_dataset_split_is_the_training_runs(tmp_path: Path, phantom_model: Path) -> None:
+    args = ["sample", "--checkpoint", str(phantom_model), "--dataset", "val", "--nfe", "1", "--solver", "euler"]
+    code, out = _run(*args, "--set", "data.split_seed=5", "--out", str(tmp_path / "a"))
+    assert code == 1 and out.startswith("Error: "), out
+    assert f"data.split_seed is 0 in {phantom_model} (its training data) but 5 in --config / --set" in out
+    assert "Traceback" not in out and not (tmp_path / "a" / "manifest.csv").exists()
+    (tmp_path / "c.yaml").write_text("data:\n  val_fraction: 0.3\n")
+    code, out = _run(*args, "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "b"))
+    assert code == 1 and "data.val_fraction is 0.1 in" in out and "but 0.3 in --config / --set" in out, out
+    code, out = _run(*args, "--set", "data.split_seed=0", "--set", "data.root=/moved", "--limit", "1",
+                     "--out", str(tmp_path / "c"))
+    assert code == 0, out
+
+
 def test_reference_mode_from_folders_blends_and_checks_inputs(tmp_path: Path, phantom_model: Path) -> None:
     masks, refs = tmp_path / "masks", tmp_path / "refs"
     masks.mkdir(), refs.mkdir()

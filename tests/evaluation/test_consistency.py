@@ -75,12 +75,26 @@ def test_mismatched_segmenter_is_refused(tmp_path):
         load_eval_segmenter(unet, 3, ("NCR", "ED"))
 
 
-def test_another_resolution_than_trained_only_warns(tmp_path, caplog):
-    from meddtfm.config import DataConfig
+def test_another_resolution_or_split_than_trained_is_refused(tmp_path):
+    from meddtfm.config import DataConfig, to_dict
 
-    trained = DataConfig().resolution
-    unet = segmenter_checkpoint(tmp_path / "unet.safetensors", ("t1", "t2"), ("NCR", "ED"))
-    load_eval_segmenter(unet, 2, ("NCR", "ED"), ("t1", "t2"), trained)
-    assert "trained at" not in caplog.text
-    load_eval_segmenter(unet, 2, ("NCR", "ED"), ("t1", "t2"), trained // 2)
-    assert f"trained at {trained} px, the images are {trained // 2} px" in caplog.text
+    trained = DataConfig(split_seed=3, test_fraction=0.2)
+    unet = segmenter_checkpoint(tmp_path / "unet.safetensors", ("t1", "t2"), ("NCR", "ED"), data=trained)
+    load_eval_segmenter(unet, 2, ("NCR", "ED"), ("t1", "t2"), trained.resolution)
+    load_eval_segmenter(unet, 2, ("NCR", "ED"), data=to_dict(DataConfig(split_seed=3, test_fraction=0.2, root="/x")))
+    with pytest.raises(SegmenterError, match=f"data.resolution is {trained.resolution} in the evaluation U-Net .* "
+                                             f"but {trained.resolution // 2} in the evaluated data"):
+        load_eval_segmenter(unet, 2, ("NCR", "ED"), ("t1", "t2"), trained.resolution // 2)
+    other = to_dict(DataConfig(split_seed=4, test_fraction=0.2, val_fraction=0.3))
+    with pytest.raises(SegmenterError) as err:
+        load_eval_segmenter(unet, 2, ("NCR", "ED"), data=other)
+    assert "data.split_seed is 3 in the evaluation U-Net" in str(err.value) and "but 4 in the evaluated data" in str(
+        err.value) and "data.val_fraction is 0.1" in str(err.value) and "--model unet" in str(err.value)
+
+
+def test_a_segmenter_that_records_no_split_is_refused(tmp_path):
+    from meddtfm.config import DataConfig, to_dict
+
+    unet = segmenter_checkpoint(tmp_path / "unet.safetensors", ("t1", "t2"), ("NCR", "ED"), data={})
+    with pytest.raises(SegmenterError, match="records no data.split_seed"):
+        load_eval_segmenter(unet, 2, ("NCR", "ED"), data=to_dict(DataConfig()))

@@ -3,7 +3,8 @@
 Conditions: ``--masks DIR`` (one file per condition, named by its stem: ``.npy`` one-hot ``K x H x W`` or
 ``H x W`` label map, or a PNG label map, value i = i-th class, BraTS's 4 = ET, 0/255 for one class;
 resized to the model's resolution as the loaders do), ``--dataset SPLIT`` (the training data config,
-changed by ``--config`` / ``--set``; its ``data.split_seed`` draws the training run's splits), or
+changed by ``--config`` / ``--set``, except for the split keys ``data.split_seed``, ``val_fraction`` and
+``test_fraction``: the split is the training run's, and a change is refused), or
 ``--captions FILE`` alone (csv ``name,caption``; with masks it sets their captions). References: ``--reference DIR`` (``NAME.npy`` ``C x H x W`` in [-1, 1], or an image for 1 or 3
 channels) or ``--dataset-reference healthy``: the healthy slice of the same subject nearest the condition's.
 
@@ -202,7 +203,8 @@ def _ssim_outside(images: torch.Tensor, loaded: list[dict], refs: list[dict]) ->
               help="The U-KAN teacher, if it moved since training (reference mode).")
 @click.option("--masks", "masks_dir", type=click.Path(file_okay=False, exists=True), help="Folder of condition masks.")
 @click.option("--dataset", "split", type=click.Choice(["train", "val", "test", "all"]),
-              help="Take the masks and captions of this split of the training dataset.")
+              help="Take the masks and captions of this split of the training dataset (its split: --set "
+                   "data.split_seed, val_fraction, test_fraction are refused where they differ).")
 @click.option("--captions", "captions_file", type=click.Path(dir_okay=False, exists=True), help="CSV name,caption.")
 @click.option("--limit", type=int, default=0, show_default=True, help="Use the first N conditions (0: all).")
 @click.option("--mode", type=click.Choice(["noise", "reference"]), default="noise", show_default=True)
@@ -254,7 +256,8 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
     try:
         net, meta = load_generator(checkpoint, teacher, reference, pick_device(cfg.train.device))
         params = click.get_current_context().params
-        data_cfg = functools.partial(training_data_config, meta.data, params["config_path"], params["overrides"])
+        data_cfg = functools.partial(training_data_config, meta.data, params["config_path"], params["overrides"],
+                                     checkpoint)
         conds = _conditions(meta, opts, data_cfg)
         if opts["split"]:
             save_config(dataclasses.replace(cfg, data=data_cfg()), out / "config.yaml")

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from monai.metrics import DiceMetric, MeanIoU
 from torch import Tensor, nn
 
 from ..models.segmenters import load_segmenter
+from ..training.split_check import SEGMENTER_KEYS, SplitMismatchError, check_same_split
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,14 @@ class SegmenterError(ValueError):
 
 
 def load_eval_segmenter(path: str | Path, num_channels: int, class_names: Sequence[str],
-                        channel_names: Sequence[str] | None = None, resolution: int | None = None) -> nn.Module:
+                        channel_names: Sequence[str] | None = None, resolution: int | None = None,
+                        data: Mapping | None = None) -> nn.Module:
     """The evaluation U-Net in ``path`` (eval mode); a U-KAN or a mismatched network is refused.
 
-    Other channel names, or another ``resolution`` than it was trained at, only warn: it still runs,
-    but its Dice is then measured off its training distribution.
+    ``data``: the evaluated data config (a ``DataConfig`` as a dict); the segmenter must have been trained
+    on the same split (``SPLIT_KEYS``: else it may have trained on the evaluated subjects) and at the same
+    ``resolution`` (else its Dice is off its training distribution). ``resolution`` alone checks the size
+    only. Other channel names only warn: it still runs on what it was trained on, channel for channel.
     """
     net, meta = load_segmenter(path)
     model = meta.get("encoder", {}).get("model")
@@ -55,10 +59,14 @@ def load_eval_segmenter(path: str | Path, num_channels: int, class_names: Sequen
     if channel_names is not None and tuple(meta["channel_names"]) != tuple(channel_names):
         log.warning("%s was trained on channels %s, the images have %s", path, meta["channel_names"],
                     list(channel_names))
-    trained = meta.get("data", {}).get("resolution")
-    if resolution is not None and trained is not None and trained != resolution:
-        log.warning("%s was trained at %d px, the images are %d px: its Dice is off its training distribution "
-                    "(train it with --set data.resolution=%d)", path, trained, resolution, resolution)
+    evaluated = {**(data or {}), **({} if resolution is None else {"resolution": resolution})}
+    try:
+        check_same_split(meta.get("data", {}), evaluated, f"the evaluation U-Net {path}", "the evaluated data",
+                         [k for k in SEGMENTER_KEYS if k in evaluated],
+                         hint="Train it with `meddtfm pretrain-encoder --model unet` on the evaluated data's split "
+                              "and resolution (the same data.split_seed, val_fraction, test_fraction, resolution)")
+    except SplitMismatchError as err:
+        raise SegmenterError(str(err)) from err
     return net
 
 
