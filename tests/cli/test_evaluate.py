@@ -46,8 +46,9 @@ def test_folders_paired_and_dice(tmp_path):
     assert list(doc["runs"]) == ["fake_a", "fake_b"]
     assert doc["runs"]["fake_a"]["ssim/gray"] > doc["runs"]["fake_b"]["ssim/gray"]
     assert doc["summary"]["psnr/mean"]["n"] == 2 and doc["summary"]["psnr/mean"]["std"] > 0
-    assert set(doc["reference"]) == {"dice/lesion", "dice/mean", "iou/lesion", "iou/mean"}
-    assert "dice/lesion" in doc["runs"]["fake_b"]
+    assert set(doc["reference"]) == {f"{m}/{c}" for m in ("dice", "iou", "dice_present", "iou_present")
+                                     for c in ("lesion", "mean")}
+    assert "dice/lesion" in doc["runs"]["fake_b"] and "dice_present/mean" in doc["runs"]["fake_b"]
     assert doc["settings"]["counts"]["fake_a"] == {"real": 4, "fake": 4, "pairs": 4}
     assert "| ssim/mean |" in result.output and (out / "samples_fake_a.png").is_file()
 

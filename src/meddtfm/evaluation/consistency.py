@@ -6,9 +6,12 @@ pretrain-encoder --model unet``), segments each synthetic image; per class ``k``
     Dice_k = 2 |P_k & M_k| / (|P_k| + |M_k|),    IoU_k = |P_k & M_k| / |P_k | M_k|,
 
 with ``P_k = sigmoid(logit_k) > 0.5`` (as in the segmenter's validation) and ``M_k`` the conditioning
-mask, averaged over images. An image whose mask lacks class ``k`` scores 1 when ``P_k`` is empty too and
-0 otherwise (BraTS convention: a lesion painted where none was asked for counts). The same segmenter
-on the real images against their own masks gives the ceiling to read the synthetic score against.
+mask, averaged over images. In ``dice/`` and ``iou/`` an image whose mask lacks class ``k`` scores 1 when
+``P_k`` is empty too and 0 otherwise (BraTS convention: a lesion painted where none was asked for counts),
+so a class absent from most masks scores near 1 if it is seldom painted, however badly it is drawn where
+asked for. ``dice_present/`` and ``iou_present/`` average class ``k`` only over the images whose mask has
+it: how faithfully the lesions that were asked for were drawn (DESIGN.md, "Evaluation"). The same
+segmenter on the real images against their own masks gives the ceiling to read the synthetic score against.
 
 The U-KAN teacher is refused: the generator was trained to match its features (L_DT), so it would
 flatter the generator (DESIGN.md, "Evaluation").
@@ -77,6 +80,7 @@ class MaskConsistency:
         self.segmenter, self.class_names = segmenter, tuple(class_names)
         self._dice = DiceMetric(include_background=True, reduction="mean_batch", ignore_empty=False)
         self._iou = MeanIoU(include_background=True, reduction="mean_batch", ignore_empty=False)
+        self._present: list[Tensor] = []  # (B, K) bool per batch: class k in the conditioning mask of image b
         self.count = 0
 
     @torch.no_grad()
@@ -92,15 +96,25 @@ class MaskConsistency:
         target = (masks.to(device) > 0.5).float()
         self._dice(pred, target)
         self._iou(pred, target)
+        self._present.append(target.flatten(2).any(-1).cpu())
         self.count += len(images)
 
     def compute(self) -> dict[str, float]:
-        """``dice/{class}``, ``iou/{class}`` and their ``/mean`` over classes."""
+        """``dice/{class}``, ``iou/{class}``, ``dice_present/{class}``, ``iou_present/{class}`` and each ``/mean``.
+
+        ``dice`` / ``iou``: over every image (an absent class scores 1 or 0, module doc). ``*_present``: over
+        the images whose mask has the class; NaN for a class no mask has, and ``/mean`` over the classes
+        that some mask has (NaN if none has any).
+        """
         if not self.count:
             raise ValueError("no image with a mask was segmented")
+        present = torch.cat(self._present)
         out: dict[str, float] = {}
         for name, metric in (("dice", self._dice), ("iou", self._iou)):
             per = metric.aggregate().cpu()
             out.update({f"{name}/{c}": float(v) for c, v in zip(self.class_names, per)})
             out[f"{name}/mean"] = float(per.nanmean())
+            per = torch.where(present, metric.get_buffer().cpu(), torch.nan).nanmean(0)  # buffer: (N, K) per image
+            out.update({f"{name}_present/{c}": float(v) for c, v in zip(self.class_names, per)})
+            out[f"{name}_present/mean"] = float(per.nanmean())
         return out
