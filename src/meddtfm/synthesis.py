@@ -25,8 +25,8 @@ from .config import DataConfig, GeneratorConfig
 from .data.errors import BadSampleError
 from .data.io import binary_mask, read_image
 from .data.transforms import resize_pair
-from .flow.sampling import (ConditionInputs, Guidance, SolverSpec, generate, lesion_region, reference_guided,
-                            seeded_noise)
+from .flow.sampling import (ConditionInputs, Guidance, ReferenceResult, SolverSpec, generate, lesion_region,
+                            reference_guided, seeded_noise)
 from .flow.solver import SolverResult
 from .models.generator import VelocityNet, build_generator
 from .models.segmenters import load_teacher
@@ -216,7 +216,8 @@ class Synthesizer:
     def reference_guided(self, references: Tensor, seeds: Sequence[int], masks: Tensor | None = None,
                          captions: Sequence[str] | None = None, has_mask: Tensor | None = None, *,
                          ref_masks: Tensor | None = None, ref_captions: Sequence[str] | None = None,
-                         t0: float = 0.0, start: Start = "invert", blend_dilation: int | None = None) -> SolverResult:
+                         t0: float = 0.0, start: Start = "invert", blend_dilation: int | None = None,
+                         with_unblended: bool = False) -> ReferenceResult:
         """Eq. 6: the lesion of ``masks`` / ``captions`` in the anatomy of ``references`` (B, C, R, R).
 
         ``start``: ``invert`` the reference under its own condition (``ref_masks``, default all-zero:
@@ -224,6 +225,8 @@ class Synthesizer:
         or ``noise`` it to ``t0`` with the seeds' noise. ``blend_dilation`` (px) keeps the reference
         outside the new mask's lesion dilated by that much (needs ``masks``); None: no blending. A
         generator without a reference path (``flow.reference=false``) edits by inversion / noising alone.
+        ``with_unblended``: ``.unblended`` is the output without blending (``ReferenceResult``), clamped too;
+        with blending it costs one more forward integration.
         """
         if self.net.ref_channels and self.meta.teacher is None:
             raise ConditionError("this generator seeds bridge 0 with the teacher's E_0 of the reference: load it with "
@@ -244,8 +247,9 @@ class Synthesizer:
         noise = seeded_noise(seeds, references.shape[1:], self.device) if start == "noise" else None
         region = None if blend_dilation is None else lesion_region(cond.mask, blend_dilation)
         result = reference_guided(self.net, references, cond, ref_cond, self.spec, self.guidance, f_ref,
-                                  t0=t0, noise=noise, region=region)
-        return SolverResult(result.x.clamp(-1, 1), result.nfe, result.times)
+                                  t0=t0, noise=noise, region=region, with_unblended=with_unblended)
+        unblended = None if result.unblended is None else result.unblended.clamp(-1, 1)
+        return ReferenceResult(result.x.clamp(-1, 1), result.nfe, result.times, unblended=unblended)
 
 
 def training_data_config(meta_data: dict, config_path: str | None, overrides: Sequence[str],

@@ -8,14 +8,17 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
 from meddtfm.cli.main import cli
+from meddtfm.cli.sample import OUTSIDE_MARGIN
 from meddtfm.config import DataConfig
 from meddtfm.data import build_dataset
 from meddtfm.data.brats import slice_to_image
 from meddtfm.data.nifti_out import write_sample
+from meddtfm.evaluation.metrics import masked_ssim
 from meddtfm.flow.sampling import lesion_region
 from meddtfm.synthesis import read_mask_file
 
@@ -109,7 +112,20 @@ def test_reference_mode_from_folders_blends_and_checks_inputs(tmp_path: Path, ph
     flair = _pixels(tmp_path / "out" / "images" / "lesion_flair.png")
     expected = np.round((reference[0] + 1) * 127.5).astype(np.uint8)
     assert np.array_equal(flair[~region], expected[~region])
-    assert float(row["ssim_ref_outside_lesion"]) > 0.9 and "SSIM to the reference outside the lesion" in out
+    assert "SSIM to the reference outside the lesion" in out and "unblended output" in out
+    # the anatomy score is the model's: its unblended output (the same run without --blend-dilation), not the
+    # blended image, which copies the reference outside the lesion (noised start: the 3-step model forgets it)
+    noised = ["--start", "noise", "--t0", "0.5"]
+    code, out = _run(*args, *noised, "--out", str(tmp_path / "noised"))
+    assert code == 0, out
+    code, out = _run(*args[:-2], *noised, "--out", str(tmp_path / "plain"))
+    assert code == 0, out
+    score, unblended = (float(_rows(tmp_path / d)[0]["ssim_outside_lesion_unblended"]) for d in ("noised", "plain"))
+    files = [tmp_path / "noised" / "images" / f"lesion_{c}.png" for c in ("flair", "t1", "t1ce", "t2")]
+    blended = torch.from_numpy(np.stack([_pixels(f) for f in files]).astype(np.float32) / 127.5 - 1)[None]
+    keep = ~lesion_region(read_mask_file(masks / "lesion.png", ("NCR", "ED", "ET"), 32)[None], OUTSIDE_MARGIN)
+    blended_score = float(masked_ssim(blended, torch.from_numpy(reference)[None], keep)[0])
+    assert score == pytest.approx(unblended, abs=1e-6) and blended_score > 0.9 and blended_score - score > 0.5
     np.save(masks / "soft.npy", np.full((3, 32, 32), 0.5, np.float32))
     code, out = _run(*args, "--out", str(tmp_path / "bad"))
     assert code == 2 and "no reference named soft" in out
