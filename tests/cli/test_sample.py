@@ -222,3 +222,17 @@ def test_nifti_outputs_sit_on_the_source_grid(tmp_path: Path, monkeypatch: pytes
     seg = np.asarray(nib.load(str(paths[2])).dataobj)[:, :, 0]
     truth = np.asarray(nib.load(str(root / sample["subject_id"] / f"{sample['subject_id']}_seg.nii.gz")).dataobj)
     assert seg.any() and np.array_equal(seg, truth[:, :, sample["slice_index"]])  # the tumour lies inside the crop
+
+
+def test_the_readme_and_help_count_heun_steps_as_the_solver_does() -> None:
+    """``--nfe`` counts velocity evaluations; Heun makes 2 per step, so ``--nfe 8`` is 4 steps."""
+    import re
+
+    from meddtfm.flow.sampling import SolverSpec
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    nfe, steps = map(int, re.search(r"\(Heun, (\d+) evaluations = (\d+) steps", readme).groups())
+    assert f"--solver heun --nfe {nfe}" in readme and len(SolverSpec("heun", nfe).times(0.0, 1.0)) - 1 == steps
+    for command in ("sample", "evaluate"):
+        text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
+        assert "8 is 4 steps" in text or "--nfe 8 is 4 Heun steps" in text, command

@@ -78,7 +78,9 @@ def _requirements(metrics: tuple[str, ...], segmenter: str | None, inception: st
               help="Mode B: noise-based (Eq. 7) or reference-guided (Eq. 6, anatomy of the next sample) synthesis.")
 @click.option("--solver", type=click.Choice(["euler", "midpoint", "heun", "rk4", "dopri5"]), default="heun",
               show_default=True, help="Mode B: ODE solver (as in `meddtfm sample`).")
-@click.option("--nfe", type=int, default=8, show_default=True, help="Mode B: velocity evaluations per sample.")
+@click.option("--nfe", type=int, default=8, show_default=True,
+              help="Mode B: velocity evaluations per integration (heun: 2 per step, so 8 is 4 steps; reference mode "
+                   "adds as many for the inversion).")
 @click.option("--cfg", "cfg_mask", type=float, default=2.0, show_default=True,
               help="Mode B: guidance scale of the mask.")
 @click.option("--cfg-caption", type=float, default=None, help="Mode B: guidance scale of the caption (default: --cfg).")

@@ -226,7 +226,9 @@ def _ssim_outside(unblended: torch.Tensor | None, loaded: list[dict], refs: list
 @click.option("--solver", type=click.Choice(["euler", "midpoint", "heun", "rk4", "dopri5"]), default="heun",
               show_default=True)
 @click.option("--nfe", type=int, default=8, show_default=True,
-              help="Velocity evaluations per sample, a multiple of the solver's stages (dopri5: adaptive).")
+              help="Velocity evaluations per integration, a multiple of the solver's evaluations per step (euler 1, "
+                   "midpoint and heun 2, rk4 4: --nfe 8 is 4 Heun steps; dopri5: adaptive). --start invert adds as "
+                   "many for the inversion.")
 @click.option("--time-grid", type=click.Choice(["uniform", "shifted"]), default="uniform", show_default=True)
 @click.option("--shift", type=float, default=3.0, show_default=True, help="Shifted grid: s > 1 puts steps near t = 1.")
 @click.option("--cfg", "cfg_mask", type=float, default=2.0, show_default=True,
