@@ -71,8 +71,8 @@ def _requirements(metrics: tuple[str, ...], segmenter: str | None, inception: st
               help="Mode B: a `meddtfm train` generator (meddtfm, pix2pixhd or medgan) to sample from.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True,
               help="Mode B: split of the checkpoint's dataset whose masks condition: the training run's split "
-                   "(data.split_seed, val_fraction, test_fraction are refused as --set); other --set data.* "
-                   "override its data config (data.root: the data moved).")
+                   "(a --set or --config that changes data.split_seed, val_fraction or test_fraction is refused); "
+                   "other data.* keys override its data config (data.root: the data moved).")
 @click.option("--seeds", default="0", show_default=True, callback=_seeds, help="Mode B: sampling seeds, e.g. 0,1,2.")
 @click.option("--mode", "sample_mode", type=click.Choice(["noise", "reference"]), default="noise", show_default=True,
               help="Mode B: noise-based (Eq. 7) or reference-guided (Eq. 6, anatomy of the next sample) synthesis.")
