@@ -16,5 +16,6 @@ def segmenter_checkpoint(path: Path, channel_names: Sequence[str], class_names: 
     enc = EncoderConfig(model=model, unet_features=[4, 4, 4, 4, 4, 4], widths=[4, 4, 8, 8, 8])
     net = build_segmenter(enc, len(channel_names), len(class_names))
     meta = {"encoder": to_dict(enc), "in_channels": len(channel_names), "num_classes": len(class_names),
-            "channel_names": list(channel_names), "class_names": list(class_names), "data": data if isinstance(data, dict) else to_dict(data or DataConfig())}
+            "channel_names": list(channel_names), "class_names": list(class_names),
+            "data": data if isinstance(data, dict) else to_dict(data or DataConfig())}
     return save_weights(net.state_dict(), path, meta)

@@ -293,7 +293,8 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
                                     + [to_rgb(x["image"]) for x in refs[j:j + 1]])
                     manifest.append({"name": name, "files": ";".join(str(f.relative_to(out)) for f in files),
                                      "condition": c.source, "reference": c.reference_name, "caption": c.caption,
-                                     "seed": seed, **settings, "nfe_used": nfe, "ssim_outside_lesion_unblended": kept[j]})
+                                     "seed": seed, **settings, "nfe_used": nfe,
+                                     "ssim_outside_lesion_unblended": kept[j]})
                 bar.update(len(batch))
     except (ValueError, CheckpointError) as err:  # BadSampleError, ConditionError, bad solver settings
         raise click.ClickException(str(err)) from err
