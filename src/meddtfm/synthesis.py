@@ -25,14 +25,15 @@ from .config import DataConfig, GeneratorConfig
 from .data.errors import BadSampleError
 from .data.io import binary_mask, read_image
 from .data.transforms import resize_pair
-from .flow.sampling import (ConditionInputs, Guidance, SolverSpec, generate, lesion_region, reference_guided,
-                            seeded_noise)
+from .flow.sampling import (ConditionInputs, Guidance, ReferenceResult, SolverSpec, generate, lesion_region,
+                            reference_guided, seeded_noise)
 from .flow.solver import SolverResult
 from .models.generator import VelocityNet, build_generator
 from .models.segmenters import load_teacher
 from .models.text import CaptionTokenizer
 from .models.ukan import FrozenTeacher
 from .training.checkpoint import CheckpointError, load_weights
+from .training.split_check import check_same_split
 
 __all__ = ["ConditionError", "GeneratorMeta", "Synthesizer", "load_generator", "read_mask_file", "read_reference_file"]
 
@@ -215,7 +216,8 @@ class Synthesizer:
     def reference_guided(self, references: Tensor, seeds: Sequence[int], masks: Tensor | None = None,
                          captions: Sequence[str] | None = None, has_mask: Tensor | None = None, *,
                          ref_masks: Tensor | None = None, ref_captions: Sequence[str] | None = None,
-                         t0: float = 0.0, start: Start = "invert", blend_dilation: int | None = None) -> SolverResult:
+                         t0: float = 0.0, start: Start = "invert", blend_dilation: int | None = None,
+                         with_unblended: bool = False) -> ReferenceResult:
         """Eq. 6: the lesion of ``masks`` / ``captions`` in the anatomy of ``references`` (B, C, R, R).
 
         ``start``: ``invert`` the reference under its own condition (``ref_masks``, default all-zero:
@@ -223,6 +225,8 @@ class Synthesizer:
         or ``noise`` it to ``t0`` with the seeds' noise. ``blend_dilation`` (px) keeps the reference
         outside the new mask's lesion dilated by that much (needs ``masks``); None: no blending. A
         generator without a reference path (``flow.reference=false``) edits by inversion / noising alone.
+        ``with_unblended``: ``.unblended`` is the output without blending (``ReferenceResult``), clamped too;
+        with blending it costs one more forward integration.
         """
         if self.net.ref_channels and self.meta.teacher is None:
             raise ConditionError("this generator seeds bridge 0 with the teacher's E_0 of the reference: load it with "
@@ -243,17 +247,24 @@ class Synthesizer:
         noise = seeded_noise(seeds, references.shape[1:], self.device) if start == "noise" else None
         region = None if blend_dilation is None else lesion_region(cond.mask, blend_dilation)
         result = reference_guided(self.net, references, cond, ref_cond, self.spec, self.guidance, f_ref,
-                                  t0=t0, noise=noise, region=region)
-        return SolverResult(result.x.clamp(-1, 1), result.nfe, result.times)
+                                  t0=t0, noise=noise, region=region, with_unblended=with_unblended)
+        unblended = None if result.unblended is None else result.unblended.clamp(-1, 1)
+        return ReferenceResult(result.x.clamp(-1, 1), result.nfe, result.times, unblended=unblended)
 
 
-def training_data_config(meta_data: dict, config_path: str | None, overrides: Sequence[str]) -> DataConfig:
+def training_data_config(meta_data: dict, config_path: str | None, overrides: Sequence[str],
+                         checkpoint: str | Path = "the generator checkpoint") -> DataConfig:
     """A checkpoint's training data config <- the ``data`` of ``config_path`` <- ``data.*`` overrides; no augmentation.
 
-    ``meddtfm sample`` and ``meddtfm evaluate`` both read their conditions through it, so they see the same split.
+    ``meddtfm sample`` and ``meddtfm evaluate`` both read their conditions through it, so they see the same split:
+    ``config_path`` or ``overrides`` that change a split key (``SPLIT_KEYS``) of the recorded ``meta_data``
+    raise ``SplitMismatchError``. Other keys may change (``data.root``: the data moved).
     """
     merged = OmegaConf.merge(OmegaConf.structured(DataConfig), meta_data)
     if config_path:
         merged = OmegaConf.merge(merged, OmegaConf.load(config_path).get("data") or {})
     merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([o[5:] for o in overrides if o.startswith("data.")]))
-    return dataclasses.replace(OmegaConf.to_object(merged), augment=False)
+    data = dataclasses.replace(OmegaConf.to_object(merged), augment=False)
+    check_same_split(meta_data, dataclasses.asdict(data), f"{checkpoint} (its training data)", "--config / --set",
+                     hint="The split is the one the generator was trained with; drop those data keys")
+    return data

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -45,8 +46,9 @@ def test_folders_paired_and_dice(tmp_path):
     assert list(doc["runs"]) == ["fake_a", "fake_b"]
     assert doc["runs"]["fake_a"]["ssim/gray"] > doc["runs"]["fake_b"]["ssim/gray"]
     assert doc["summary"]["psnr/mean"]["n"] == 2 and doc["summary"]["psnr/mean"]["std"] > 0
-    assert set(doc["reference"]) == {"dice/lesion", "dice/mean", "iou/lesion", "iou/mean"}
-    assert "dice/lesion" in doc["runs"]["fake_b"]
+    assert set(doc["reference"]) == {f"{m}/{c}" for m in ("dice", "iou", "dice_present", "iou_present")
+                                     for c in ("lesion", "mean")}
+    assert "dice/lesion" in doc["runs"]["fake_b"] and "dice_present/mean" in doc["runs"]["fake_b"]
     assert doc["settings"]["counts"]["fake_a"] == {"real": 4, "fake": 4, "pairs": 4}
     assert "| ssim/mean |" in result.output and (out / "samples_fake_a.png").is_file()
 
@@ -74,24 +76,29 @@ def test_modes_are_exclusive(tmp_path):
     assert result.exit_code == 2 and "--checkpoint FILE" in result.output
 
 
+def _stub_generator(monkeypatch, data: DataConfig, calls: list | None = None) -> None:
+    """``load_generate`` returns a stand-in trained on ``data`` that gives back the paired target."""
+    def fake_load(path, sample_mode, device, **sampling):
+        def generate(batch, seed):
+            if calls is not None:
+                calls.append(seed)
+            return batch["reference"] if sample_mode == "reference" else batch["image"]
+        return generate, {"model": "stub", "mode": sample_mode, "data": to_dict(data),
+                          "channel_names": MRI, "class_names": ["NCR", "ED", "ET"]}
+
+    monkeypatch.setattr(generation, "load_generate", fake_load)
+
+
 @pytest.mark.parametrize("mode", ["noise", "reference"])
 def test_checkpoint_mode_over_seeds(tmp_path, monkeypatch, mode):
     """Mode B wiring with a stand-in generator that returns the paired target: SSIM 1, PSNR inf, per seed."""
     calls = []
-
-    def fake_load(path, sample_mode, device, **sampling):
-        def generate(batch, seed):
-            calls.append(seed)
-            return batch["reference"] if sample_mode == "reference" else batch["image"]
-        return generate, {"model": "stub", "mode": sample_mode, "data": to_dict(PHANTOMS),
-                          "channel_names": MRI, "class_names": ["NCR", "ED", "ET"]}
-
-    monkeypatch.setattr(generation, "load_generate", fake_load)
+    _stub_generator(monkeypatch, dataclasses.replace(PHANTOMS, test_fraction=0.5, split_seed=3), calls)
     (tmp_path / "g.safetensors").write_bytes(b"")
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(tmp_path / "g.safetensors"), "--seeds", "0, 1",
                                       "--mode", mode, "--metrics", "paired", "--set", "data.test_fraction=0.5",
-                                      "--set", "data.split_seed=3",
+                                      "--set", "data.split_seed=3", "--set", "data.root=/moved/elsewhere",
                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "metrics.json").read_text())
@@ -101,6 +108,33 @@ def test_checkpoint_mode_over_seeds(tmp_path, monkeypatch, mode):
     assert doc["settings"]["split"] == "test" and doc["settings"]["split_seed"] == 3
     assert doc["settings"]["samples"] == 4 and doc["settings"]["data"]["test_fraction"] == 0.5
     assert ("reference mode" in " ".join(doc["notes"])) == (mode == "reference")
+
+
+@pytest.mark.parametrize("key, value, recorded", [("split_seed", "3", "0"), ("val_fraction", "0.5", "0.25"),
+                                                   ("test_fraction", "0.1", "0.25")])
+def test_a_split_override_that_differs_from_the_checkpoint_is_refused(tmp_path, monkeypatch, key, value, recorded):
+    _stub_generator(monkeypatch, PHANTOMS)
+    (tmp_path / "g.safetensors").write_bytes(b"")
+    result = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(tmp_path / "g.safetensors"), "--metrics",
+                                      "paired", "--set", f"data.{key}={value}", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and result.output.startswith("Error: "), result.output
+    assert f"data.{key} is {recorded} in {tmp_path / 'g.safetensors'} (its training data) but {value}" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_a_segmenter_trained_on_another_split_is_refused(tmp_path, monkeypatch):
+    _stub_generator(monkeypatch, PHANTOMS)
+    (tmp_path / "g.safetensors").write_bytes(b"")
+    seg = segmenter_checkpoint(tmp_path / "unet.safetensors", MRI, ("NCR", "ED", "ET"),
+                               data=dataclasses.replace(PHANTOMS, split_seed=7))
+    result = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(tmp_path / "g.safetensors"), "--metrics", "dice",
+                                      "--segmenter", str(seg), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and result.output.startswith("Error: "), result.output
+    assert f"data.split_seed is 7 in the evaluation U-Net {seg} but 0 in the evaluated data" in result.output
+    seg = segmenter_checkpoint(tmp_path / "same.safetensors", MRI, ("NCR", "ED", "ET"), data=PHANTOMS)
+    result = CliRunner().invoke(cli, ["evaluate", "--checkpoint", str(tmp_path / "g.safetensors"), "--metrics", "dice",
+                                      "--segmenter", str(seg), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
 
 
 def test_pix2pixhd_checkpoint_is_sampled(tmp_path):

@@ -29,4 +29,4 @@ def test_quickstart_chain_runs_end_to_end(tmp_path):
         with open(tmp_path / mode / "manifest.csv") as fh:
             rows = list(csv.DictReader(fh))
         assert len(rows) == 4 and all(r["mode"] == mode for r in rows)
-    assert all(0.0 < float(r["ssim_ref_outside_lesion"]) <= 1.0 + 1e-5 for r in rows), rows
+    assert all(0.0 < float(r["ssim_outside_lesion_unblended"]) <= 1.0 + 1e-5 for r in rows), rows

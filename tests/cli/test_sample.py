@@ -8,14 +8,17 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
 from meddtfm.cli.main import cli
+from meddtfm.cli.sample import OUTSIDE_MARGIN
 from meddtfm.config import DataConfig
 from meddtfm.data import build_dataset
 from meddtfm.data.brats import slice_to_image
 from meddtfm.data.nifti_out import write_sample
+from meddtfm.evaluation.metrics import masked_ssim
 from meddtfm.flow.sampling import lesion_region
 from meddtfm.synthesis import read_mask_file
 
@@ -77,6 +80,20 @@ def test_noise_mode_on_the_dataset_is_deterministic_whatever_the_batch(tmp_path:
     assert len({r["seed"] for r in rows}) == 4 and (tmp_path / "a" / "grid.png").is_file()
 
 
+def test_the_dataset_split_is_the_training_runs(tmp_path: Path, phantom_model: Path) -> None:
+    args = ["sample", "--checkpoint", str(phantom_model), "--dataset", "val", "--nfe", "1", "--solver", "euler"]
+    code, out = _run(*args, "--set", "data.split_seed=5", "--out", str(tmp_path / "a"))
+    assert code == 1 and out.startswith("Error: "), out
+    assert f"data.split_seed is 0 in {phantom_model} (its training data) but 5 in --config / --set" in out
+    assert "Traceback" not in out and not (tmp_path / "a" / "manifest.csv").exists()
+    (tmp_path / "c.yaml").write_text("data:\n  val_fraction: 0.3\n")
+    code, out = _run(*args, "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "b"))
+    assert code == 1 and "data.val_fraction is 0.1 in" in out and "but 0.3 in --config / --set" in out, out
+    code, out = _run(*args, "--set", "data.split_seed=0", "--set", "data.root=/moved", "--limit", "1",
+                     "--out", str(tmp_path / "c"))
+    assert code == 0, out
+
+
 def test_reference_mode_from_folders_blends_and_checks_inputs(tmp_path: Path, phantom_model: Path) -> None:
     masks, refs = tmp_path / "masks", tmp_path / "refs"
     masks.mkdir(), refs.mkdir()
@@ -95,7 +112,20 @@ def test_reference_mode_from_folders_blends_and_checks_inputs(tmp_path: Path, ph
     flair = _pixels(tmp_path / "out" / "images" / "lesion_flair.png")
     expected = np.round((reference[0] + 1) * 127.5).astype(np.uint8)
     assert np.array_equal(flair[~region], expected[~region])
-    assert float(row["ssim_ref_outside_lesion"]) > 0.9 and "SSIM to the reference outside the lesion" in out
+    assert "SSIM to the reference outside the lesion" in out and "unblended output" in out
+    # the anatomy score is the model's: its unblended output (the same run without --blend-dilation), not the
+    # blended image, which copies the reference outside the lesion (noised start: the 3-step model forgets it)
+    noised = ["--start", "noise", "--t0", "0.5"]
+    code, out = _run(*args, *noised, "--out", str(tmp_path / "noised"))
+    assert code == 0, out
+    code, out = _run(*args[:-2], *noised, "--out", str(tmp_path / "plain"))
+    assert code == 0, out
+    score, unblended = (float(_rows(tmp_path / d)[0]["ssim_outside_lesion_unblended"]) for d in ("noised", "plain"))
+    files = [tmp_path / "noised" / "images" / f"lesion_{c}.png" for c in ("flair", "t1", "t1ce", "t2")]
+    blended = torch.from_numpy(np.stack([_pixels(f) for f in files]).astype(np.float32) / 127.5 - 1)[None]
+    keep = ~lesion_region(read_mask_file(masks / "lesion.png", ("NCR", "ED", "ET"), 32)[None], OUTSIDE_MARGIN)
+    blended_score = float(masked_ssim(blended, torch.from_numpy(reference)[None], keep)[0])
+    assert score == pytest.approx(unblended, abs=1e-6) and blended_score > 0.9 and blended_score - score > 0.5
     np.save(masks / "soft.npy", np.full((3, 32, 32), 0.5, np.float32))
     code, out = _run(*args, "--out", str(tmp_path / "bad"))
     assert code == 2 and "no reference named soft" in out
@@ -192,3 +222,17 @@ def test_nifti_outputs_sit_on_the_source_grid(tmp_path: Path, monkeypatch: pytes
     seg = np.asarray(nib.load(str(paths[2])).dataobj)[:, :, 0]
     truth = np.asarray(nib.load(str(root / sample["subject_id"] / f"{sample['subject_id']}_seg.nii.gz")).dataobj)
     assert seg.any() and np.array_equal(seg, truth[:, :, sample["slice_index"]])  # the tumour lies inside the crop
+
+
+def test_the_readme_and_help_count_heun_steps_as_the_solver_does() -> None:
+    """``--nfe`` counts velocity evaluations; Heun makes 2 per step, so ``--nfe 8`` is 4 steps."""
+    import re
+
+    from meddtfm.flow.sampling import SolverSpec
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    nfe, steps = map(int, re.search(r"\(Heun, (\d+) evaluations = (\d+) steps", readme).groups())
+    assert f"--solver heun --nfe {nfe}" in readme and len(SolverSpec("heun", nfe).times(0.0, 1.0)) - 1 == steps
+    for command in ("sample", "evaluate"):
+        text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
+        assert "8 is 4 steps" in text or "--nfe 8 is 4 Heun steps" in text, command

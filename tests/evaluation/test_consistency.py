@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -30,7 +32,9 @@ def test_perfect_and_shifted_predictions():
     metric = MaskConsistency(ThresholdSegmenter(), ("NCR", "ED"))
     metric.update(masks * 2 - 1, masks)
     assert metric.compute() == {"dice/NCR": 1.0, "dice/ED": 1.0, "dice/mean": 1.0,
-                                "iou/NCR": 1.0, "iou/ED": 1.0, "iou/mean": 1.0}
+                                "iou/NCR": 1.0, "iou/ED": 1.0, "iou/mean": 1.0,
+                                "dice_present/NCR": 1.0, "dice_present/ED": 1.0, "dice_present/mean": 1.0,
+                                "iou_present/NCR": 1.0, "iou_present/ED": 1.0, "iou_present/mean": 1.0}
     shifted = MaskConsistency(ThresholdSegmenter(), ("NCR", "ED"))
     shifted.update(masks.roll(3, dims=-1) * 2 - 1, masks)
     out = shifted.compute()
@@ -46,6 +50,30 @@ def test_lesion_painted_where_none_was_asked_scores_zero():
     metric.update(images, masks)
     out = metric.compute()
     assert out["dice/NCR"] == pytest.approx((2 * 36 / (256 + 36) + 0.0) / 2)
+
+
+def test_present_scores_average_only_over_images_whose_mask_has_the_class():
+    masks = torch.zeros(3, 3, 16, 16)  # classes NCR, ED, ET; ET is in no mask
+    masks[0, 0, 2:8, 2:8] = 1  # image 0: NCR only
+    masks[1, 1, 8:12, 4:12] = 1  # image 1: ED only
+    masks[2, 0, 2:8, 2:8] = 1  # image 2: NCR only
+    images = -torch.ones_like(masks)
+    images[0, 0] = masks[0, 0].roll(3, dims=-1) * 2 - 1  # NCR drawn 3 px off: overlap 18 of 36 + 36
+    images[1, 0, 0:4, 0:4] = 1  # NCR painted where none was asked for
+    images[1, 1] = masks[1, 1] * 2 - 1  # ED exact
+    images[2, 0] = masks[2, 0] * 2 - 1  # NCR exact
+    metric = MaskConsistency(ThresholdSegmenter(), ("NCR", "ED", "ET"))
+    metric.update(images[:2], masks[:2])
+    metric.update(images[2:], masks[2:])
+    out = metric.compute()
+    # every image: NCR (0.5 + 0 + 1) / 3, ED (1 + 1 + 1) / 3 (absent and not painted: 1), ET 1 everywhere
+    assert out["dice/NCR"] == pytest.approx(1.5 / 3) and out["dice/ED"] == 1.0 and out["dice/ET"] == 1.0
+    assert out["dice/mean"] == pytest.approx((0.5 + 1 + 1) / 3)
+    # present: NCR over images 0 and 2, ED over image 1, ET never present -> NaN, left out of the mean
+    assert out["dice_present/NCR"] == pytest.approx((0.5 + 1.0) / 2) and out["dice_present/ED"] == 1.0
+    assert math.isnan(out["dice_present/ET"]) and out["dice_present/mean"] == pytest.approx((0.75 + 1.0) / 2)
+    assert out["iou_present/NCR"] == pytest.approx((18 / 54 + 1.0) / 2) and out["iou_present/ED"] == 1.0
+    assert math.isnan(out["iou_present/ET"]) and out["iou_present/mean"] == pytest.approx((2 / 3 + 1.0) / 2)
 
 
 def test_samples_without_mask_are_skipped():
@@ -75,12 +103,26 @@ def test_mismatched_segmenter_is_refused(tmp_path):
         load_eval_segmenter(unet, 3, ("NCR", "ED"))
 
 
-def test_another_resolution_than_trained_only_warns(tmp_path, caplog):
-    from meddtfm.config import DataConfig
+def test_another_resolution_or_split_than_trained_is_refused(tmp_path):
+    from meddtfm.config import DataConfig, to_dict
 
-    trained = DataConfig().resolution
-    unet = segmenter_checkpoint(tmp_path / "unet.safetensors", ("t1", "t2"), ("NCR", "ED"))
-    load_eval_segmenter(unet, 2, ("NCR", "ED"), ("t1", "t2"), trained)
-    assert "trained at" not in caplog.text
-    load_eval_segmenter(unet, 2, ("NCR", "ED"), ("t1", "t2"), trained // 2)
-    assert f"trained at {trained} px, the images are {trained // 2} px" in caplog.text
+    trained = DataConfig(split_seed=3, test_fraction=0.2)
+    unet = segmenter_checkpoint(tmp_path / "unet.safetensors", ("t1", "t2"), ("NCR", "ED"), data=trained)
+    load_eval_segmenter(unet, 2, ("NCR", "ED"), ("t1", "t2"), trained.resolution)
+    load_eval_segmenter(unet, 2, ("NCR", "ED"), data=to_dict(DataConfig(split_seed=3, test_fraction=0.2, root="/x")))
+    with pytest.raises(SegmenterError, match=f"data.resolution is {trained.resolution} in the evaluation U-Net .* "
+                                             f"but {trained.resolution // 2} in the evaluated data"):
+        load_eval_segmenter(unet, 2, ("NCR", "ED"), ("t1", "t2"), trained.resolution // 2)
+    other = to_dict(DataConfig(split_seed=4, test_fraction=0.2, val_fraction=0.3))
+    with pytest.raises(SegmenterError) as err:
+        load_eval_segmenter(unet, 2, ("NCR", "ED"), data=other)
+    assert "data.split_seed is 3 in the evaluation U-Net" in str(err.value) and "but 4 in the evaluated data" in str(
+        err.value) and "data.val_fraction is 0.1" in str(err.value) and "--model unet" in str(err.value)
+
+
+def test_a_segmenter_that_records_no_split_is_refused(tmp_path):
+    from meddtfm.config import DataConfig, to_dict
+
+    unet = segmenter_checkpoint(tmp_path / "unet.safetensors", ("t1", "t2"), ("NCR", "ED"), data={})
+    with pytest.raises(SegmenterError, match="records no data.split_seed"):
+        load_eval_segmenter(unet, 2, ("NCR", "ED"), data=to_dict(DataConfig()))

@@ -146,6 +146,21 @@ def test_blending_keeps_the_reference_outside_the_dilated_lesion(noised: bool) -
     assert out.nfe == (4 if noised else 8)  # the inversion counts too
 
 
+@torch.no_grad()
+def test_the_unblended_output_is_the_same_start_integrated_without_blending() -> None:
+    net, ref, c, f_ref = tiny_net(), image(), cond(), torch.randn(3, REF, 1, 1)
+    ref_cond, spec = ConditionInputs(3, torch.zeros(3, K, S, S)), SolverSpec("euler", 4)
+    region = lesion_region(c.mask, 3)
+    plain = reference_guided(net, ref, c, ref_cond, spec, Guidance(2.0), f_ref)
+    blended = reference_guided(net, ref, c, ref_cond, spec, Guidance(2.0), f_ref, region=region, with_unblended=True)
+    assert torch.equal(blended.unblended, plain.x) and blended.nfe == plain.nfe == 8
+    outside = ~region.expand_as(ref)
+    assert torch.equal(blended.x[outside], ref[outside]) and (plain.x - ref)[outside].abs().mean() > 1e-2
+    assert reference_guided(net, ref, c, ref_cond, spec, f_ref=f_ref, region=region).unblended is None
+    assert torch.equal(reference_guided(net, ref, c, ref_cond, spec, f_ref=f_ref, with_unblended=True).unblended,
+                       reference_guided(net, ref, c, ref_cond, spec, f_ref=f_ref).x)  # no blending: x itself
+
+
 def synthesizer(teacher: bool = False) -> Synthesizer:
     ukan = FrozenTeacher(UKAN(C, K, widths=(4, 8, 16, 24, 32))) if teacher else None
     net = tiny_net(32 if teacher else REF)
@@ -193,4 +208,7 @@ def test_synthesizer_reference_mode_runs_with_the_teacher() -> None:
     out = synth.reference_guided(image(2), [5, 6], masks(2), ["edema", ""], blend_dilation=1)
     assert out.x.shape == (2, C, S, S) and out.x.abs().max() <= 1
     outside = ~lesion_region(masks(2), 1).expand(-1, C, -1, -1)
-    assert torch.equal(out.x[outside], image(2)[outside])
+    assert torch.equal(out.x[outside], image(2)[outside]) and out.unblended is None
+    raw = synth.reference_guided(image(2), [5, 6], masks(2), ["edema", ""], blend_dilation=1, with_unblended=True)
+    plain = synth.reference_guided(image(2), [5, 6], masks(2), ["edema", ""])
+    assert torch.equal(raw.x, out.x) and torch.equal(raw.unblended, plain.x) and raw.unblended.abs().max() <= 1

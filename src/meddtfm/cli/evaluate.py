@@ -70,14 +70,17 @@ def _requirements(metrics: tuple[str, ...], segmenter: str | None, inception: st
 @click.option("--checkpoint", type=click.Path(dir_okay=False, exists=True),
               help="Mode B: a `meddtfm train` generator (meddtfm, pix2pixhd or medgan) to sample from.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True,
-              help="Mode B: split of the checkpoint's dataset whose masks condition (its data.split_seed draws the "
-                   "training run's splits); --set data.* overrides its data config.")
+              help="Mode B: split of the checkpoint's dataset whose masks condition: the training run's split "
+                   "(a --set or --config that changes data.split_seed, val_fraction or test_fraction is refused); "
+                   "other data.* keys override its data config (data.root: the data moved).")
 @click.option("--seeds", default="0", show_default=True, callback=_seeds, help="Mode B: sampling seeds, e.g. 0,1,2.")
 @click.option("--mode", "sample_mode", type=click.Choice(["noise", "reference"]), default="noise", show_default=True,
               help="Mode B: noise-based (Eq. 7) or reference-guided (Eq. 6, anatomy of the next sample) synthesis.")
 @click.option("--solver", type=click.Choice(["euler", "midpoint", "heun", "rk4", "dopri5"]), default="heun",
               show_default=True, help="Mode B: ODE solver (as in `meddtfm sample`).")
-@click.option("--nfe", type=int, default=8, show_default=True, help="Mode B: velocity evaluations per sample.")
+@click.option("--nfe", type=int, default=8, show_default=True,
+              help="Mode B: velocity evaluations per integration (heun: 2 per step, so 8 is 4 steps; reference mode "
+                   "adds as many for the inversion).")
 @click.option("--cfg", "cfg_mask", type=float, default=2.0, show_default=True,
               help="Mode B: guidance scale of the mask.")
 @click.option("--cfg-caption", type=float, default=None, help="Mode B: guidance scale of the caption (default: --cfg).")
@@ -148,15 +151,15 @@ class _Common:
     batch_size: int
 
     def evaluation(self, channel_names: tuple[str, ...], class_names: tuple[str, ...],
-                   resolution: int | None = None) -> Evaluation:
-        """The networks loaded and checked against the data (``resolution``: its image size, if known)."""
+                   data: dict | None = None) -> Evaluation:
+        """The networks loaded and checked against the data (``data``: its config, if known: split and size)."""
         from ..evaluation.consistency import load_eval_segmenter
         from ..evaluation.inception import load_inception
         from ..evaluation.runner import Evaluation, Setup
         from ..training.distributed import pick_device
 
         device = pick_device(self.cfg.train.device)
-        seg = (load_eval_segmenter(self.segmenter, len(channel_names), class_names, channel_names, resolution).to(device)
+        seg = (load_eval_segmenter(self.segmenter, len(channel_names), class_names, channel_names, data=data).to(device)
                if "dice" in self.metrics else None)
         net = load_inception(self.inception).to(device) if "fid" in self.metrics else None
         return Evaluation(Setup(self.metrics, channel_names, class_names, self.scratch, seg, net, self.frd_version,
@@ -194,12 +197,12 @@ def _checkpoint(c: _Common, checkpoint: str, split: str, seeds: list[int], sampl
 
     generate, info = load_generate(checkpoint, sample_mode, pick_device(c.cfg.train.device), **sampling)
     params = click.get_current_context().params
-    data = training_data_config(info.pop("data"), params.get("config_path"), params.get("overrides", ()))
+    data = training_data_config(info.pop("data"), params.get("config_path"), params.get("overrides", ()), checkpoint)
     dataset = build_dataset(data, split)
     dataset = Subset(dataset, range(min(limit, len(dataset)))) if limit > 0 else dataset
     dataset = WithReference(dataset) if sample_mode == "reference" else dataset
     loader = DataLoader(dataset, batch_size=c.batch_size, shuffle=False, num_workers=loader_workers(data.num_workers))
-    evaluation = c.evaluation(tuple(info["channel_names"]), tuple(info["class_names"]), data.resolution)
+    evaluation = c.evaluation(tuple(info["channel_names"]), tuple(info["class_names"]), dataclasses.asdict(data))
     runs: dict[str, dict[str, float]] = {}
     for i, seed in enumerate(seeds):
         on_real = (lambda b: evaluation.add_real(b["image"], b["mask"], b["has_mask"])) if i == 0 else None

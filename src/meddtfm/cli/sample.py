@@ -3,16 +3,19 @@
 Conditions: ``--masks DIR`` (one file per condition, named by its stem: ``.npy`` one-hot ``K x H x W`` or
 ``H x W`` label map, or a PNG label map, value i = i-th class, BraTS's 4 = ET, 0/255 for one class;
 resized to the model's resolution as the loaders do), ``--dataset SPLIT`` (the training data config,
-changed by ``--config`` / ``--set``; its ``data.split_seed`` draws the training run's splits), or
+changed by ``--config`` / ``--set``, except for the split keys ``data.split_seed``, ``val_fraction`` and
+``test_fraction``: the split is the training run's, and a change is refused), or
 ``--captions FILE`` alone (csv ``name,caption``; with masks it sets their captions). References: ``--reference DIR`` (``NAME.npy`` ``C x H x W`` in [-1, 1], or an image for 1 or 3
 channels) or ``--dataset-reference healthy``: the healthy slice of the same subject nearest the condition's.
 
 OUT gets ``images/NAME[_CHANNEL].png``, ``grid.png`` (mask over sample | sample [| reference], first 32),
 ``nifti/NAME_<sequence>.nii.gz`` + ``NAME_seg.nii.gz`` for NIfTI datasets (``data.nifti_out``), and
-``manifest.csv``; in reference mode its ``ssim_ref_outside_lesion`` is the SSIM of each sample to its
+``manifest.csv``; in reference mode its ``ssim_outside_lesion_unblended`` is the SSIM of each sample to its
 reference outside the new lesion dilated by ``OUTSIDE_MARGIN`` px (how much anatomy the edit kept; the
-command prints the mean). Sample k of condition NAME uses ``sample_seed(--seed, NAME, k)``: the same pixels
-whatever the batch size or the other conditions.
+command prints the mean), measured on the output without blending: with ``--blend-dilation`` the saved
+image copies the reference there, so it is scored on the same start integrated once more unblended
+(``nfe_used`` does not count that pass). Sample k of condition NAME uses ``sample_seed(--seed, NAME, k)``: the
+same pixels whatever the batch size or the other conditions.
 """
 from __future__ import annotations
 
@@ -155,8 +158,9 @@ def _write_outputs(image: torch.Tensor, mask: torch.Tensor | None, meta: Generat
 
 
 def _run_batch(synth: Synthesizer, batch: list[tuple[Condition, int, int]],
-               opts: dict) -> tuple[torch.Tensor, int, list[dict], list[dict]]:
-    """Samples (B, C, R, R) and NFE for ``batch`` of (condition, k, seed), with what was loaded for it."""
+               opts: dict) -> tuple[torch.Tensor, torch.Tensor | None, int, list[dict], list[dict]]:
+    """Samples (B, C, R, R), in reference mode also the same samples without blending (else None), and NFE
+    for ``batch`` of (condition, k, seed), with what was loaded for it."""
     k, r = len(synth.meta.class_names), synth.meta.resolution
 
     def stack(rows: list[torch.Tensor | None]) -> torch.Tensor:
@@ -169,23 +173,25 @@ def _run_batch(synth: Synthesizer, batch: list[tuple[Condition, int, int]],
     has_mask = torch.tensor([bool(x["has_mask"]) for x in loaded])
     if not refs:
         result = synth.noise_based(seeds, masks, captions, has_mask)
-    else:
-        result = synth.reference_guided(
-            torch.stack([x["image"] for x in refs]), seeds, masks, captions, has_mask,
-            ref_masks=stack([x.get("mask") for x in refs]), ref_captions=[x.get("caption", "") for x in refs],
-            t0=opts["t0"], start=opts["start"], blend_dilation=opts["blend_dilation"])
-    return result.x.cpu(), result.nfe, loaded, refs
+        return result.x.cpu(), None, result.nfe, loaded, refs
+    edit = synth.reference_guided(
+        torch.stack([x["image"] for x in refs]), seeds, masks, captions, has_mask,
+        ref_masks=stack([x.get("mask") for x in refs]), ref_captions=[x.get("caption", "") for x in refs],
+        t0=opts["t0"], start=opts["start"], blend_dilation=opts["blend_dilation"], with_unblended=True)
+    return edit.x.cpu(), edit.unblended.cpu(), edit.nfe, loaded, refs
 
 
-def _ssim_outside(images: torch.Tensor, loaded: list[dict], refs: list[dict]) -> list[float | str]:
-    """Reference mode: per sample, SSIM to its reference outside the new lesion ("" without a mask or reference)."""
+def _ssim_outside(unblended: torch.Tensor | None, loaded: list[dict], refs: list[dict]) -> list[float | str]:
+    """Reference mode: per sample, SSIM of the ``unblended`` output to its reference outside the new lesion
+    ("" without a mask or reference). Blending copies the reference there, so the blended output would score
+    about 1 whatever the model does."""
     from ..evaluation.metrics import masked_ssim
     from ..flow.sampling import lesion_region
 
-    if not refs:
-        return [""] * len(images)
+    if unblended is None:
+        return [""] * len(loaded)
     scores: list[float | str] = []
-    for image, x, ref in zip(images, loaded, refs):
+    for image, x, ref in zip(unblended, loaded, refs):
         if not x["has_mask"] or x["mask"] is None:
             scores.append("")
             continue
@@ -202,7 +208,8 @@ def _ssim_outside(images: torch.Tensor, loaded: list[dict], refs: list[dict]) ->
               help="The U-KAN teacher, if it moved since training (reference mode).")
 @click.option("--masks", "masks_dir", type=click.Path(file_okay=False, exists=True), help="Folder of condition masks.")
 @click.option("--dataset", "split", type=click.Choice(["train", "val", "test", "all"]),
-              help="Take the masks and captions of this split of the training dataset.")
+              help="Take the masks and captions of this split of the training dataset (its split: --set "
+                   "data.split_seed, val_fraction, test_fraction are refused where they differ).")
 @click.option("--captions", "captions_file", type=click.Path(dir_okay=False, exists=True), help="CSV name,caption.")
 @click.option("--limit", type=int, default=0, show_default=True, help="Use the first N conditions (0: all).")
 @click.option("--mode", type=click.Choice(["noise", "reference"]), default="noise", show_default=True)
@@ -214,11 +221,14 @@ def _ssim_outside(images: torch.Tensor, loaded: list[dict], refs: list[dict]) ->
               help="Reference mode: ODE inversion of the reference to --t0, or noising it to --t0.")
 @click.option("--t0", type=float, default=0.0, show_default=True, help="Reference mode: start time in [0, 1).")
 @click.option("--blend-dilation", type=int, default=None,
-              help="Reference mode: keep the reference outside the new lesion dilated by N px (default: no blending).")
+              help="Reference mode: keep the reference outside the new lesion dilated by N px (default: no blending); "
+                   "the manifest's SSIM outside the lesion is then scored on the unblended output (one more pass).")
 @click.option("--solver", type=click.Choice(["euler", "midpoint", "heun", "rk4", "dopri5"]), default="heun",
               show_default=True)
 @click.option("--nfe", type=int, default=8, show_default=True,
-              help="Velocity evaluations per sample, a multiple of the solver's stages (dopri5: adaptive).")
+              help="Velocity evaluations per integration, a multiple of the solver's evaluations per step (euler 1, "
+                   "midpoint and heun 2, rk4 4: --nfe 8 is 4 Heun steps; dopri5: adaptive). --start invert adds as "
+                   "many for the inversion.")
 @click.option("--time-grid", type=click.Choice(["uniform", "shifted"]), default="uniform", show_default=True)
 @click.option("--shift", type=float, default=3.0, show_default=True, help="Shifted grid: s > 1 puts steps near t = 1.")
 @click.option("--cfg", "cfg_mask", type=float, default=2.0, show_default=True,
@@ -254,7 +264,8 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
     try:
         net, meta = load_generator(checkpoint, teacher, reference, pick_device(cfg.train.device))
         params = click.get_current_context().params
-        data_cfg = functools.partial(training_data_config, meta.data, params["config_path"], params["overrides"])
+        data_cfg = functools.partial(training_data_config, meta.data, params["config_path"], params["overrides"],
+                                     checkpoint)
         conds = _conditions(meta, opts, data_cfg)
         if opts["split"]:
             save_config(dataclasses.replace(cfg, data=data_cfg()), out / "config.yaml")
@@ -270,8 +281,8 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
         with tqdm(total=len(jobs), desc=f"sampling ({opts['mode']}, {spec.method}, NFE {spec.nfe})", unit="img") as bar:
             for i in range(0, len(jobs), batch_size):
                 batch = jobs[i:i + batch_size]
-                images, nfe, loaded, refs = _run_batch(synth, batch, opts)
-                kept = _ssim_outside(images, loaded, refs)
+                images, unblended, nfe, loaded, refs = _run_batch(synth, batch, opts)
+                kept = _ssim_outside(unblended, loaded, refs)
                 for j, (c, k, seed) in enumerate(batch):
                     name = c.name if opts["num_per_condition"] == 1 else f"{c.name}_{k}"
                     mask = loaded[j]["mask"] if loaded[j]["has_mask"] else None
@@ -282,7 +293,8 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
                                     + [to_rgb(x["image"]) for x in refs[j:j + 1]])
                     manifest.append({"name": name, "files": ";".join(str(f.relative_to(out)) for f in files),
                                      "condition": c.source, "reference": c.reference_name, "caption": c.caption,
-                                     "seed": seed, **settings, "nfe_used": nfe, "ssim_ref_outside_lesion": kept[j]})
+                                     "seed": seed, **settings, "nfe_used": nfe,
+                                     "ssim_outside_lesion_unblended": kept[j]})
                 bar.update(len(batch))
     except (ValueError, CheckpointError) as err:  # BadSampleError, ConditionError, bad solver settings
         raise click.ClickException(str(err)) from err
@@ -292,7 +304,7 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
         writer.writeheader()
         writer.writerows(manifest)
     click.echo(f"wrote {len(manifest)} samples to {out} (manifest.csv, grid.png)")
-    kept = [r["ssim_ref_outside_lesion"] for r in manifest if r["ssim_ref_outside_lesion"] != ""]
+    kept = [r["ssim_outside_lesion_unblended"] for r in manifest if r["ssim_outside_lesion_unblended"] != ""]
     if kept:
-        click.echo(f"SSIM to the reference outside the lesion (dilated {OUTSIDE_MARGIN} px): "
+        click.echo(f"SSIM to the reference outside the lesion (dilated {OUTSIDE_MARGIN} px) of the unblended output: "
                    f"mean {sum(kept) / len(kept):.4f} over {len(kept)} samples")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..config import Config, save_config
+from ..config import Config, save_config, to_dict
 from ..training.resume import ResumeConfigError
 from .common import run_options
 
@@ -92,6 +92,7 @@ def run_training(cfg: Config, out: Path, model: str = "meddtfm", resume: Path | 
     from ..training.flow_matching import MedDTFMTask
     from ..training.gan import GANTask
     from ..training.loop import train
+    from ..training.split_check import SEGMENTER_KEYS, SplitMismatchError, check_same_split
     from .common import seed_everything
 
     seed_everything(cfg.seed)
@@ -103,6 +104,13 @@ def run_training(cfg: Config, out: Path, model: str = "meddtfm", resume: Path | 
             if tuple(meta["channel_names"]) != tuple(train_set.channel_names):
                 raise click.UsageError(f"the teacher {cfg.encoder.checkpoint} was trained on channels "
                                        f"{meta['channel_names']}, the data has {list(train_set.channel_names)}")
+            try:  # the teacher must not have trained on this run's val / test subjects
+                check_same_split(meta.get("data", {}), to_dict(cfg.data), f"the teacher {cfg.encoder.checkpoint}",
+                                 "this run's data", SEGMENTER_KEYS,
+                                 hint="Pretrain the teacher on this run's split and resolution, or set those data "
+                                      "keys to the teacher's")
+            except SplitMismatchError as err:
+                raise click.UsageError(str(err)) from err
         _drop_checkpoints(out, fresh, env)
         try:
             task = MedDTFMTask(cfg, train_set, teacher, env) if model == "meddtfm" else GANTask(cfg, train_set, env, model)

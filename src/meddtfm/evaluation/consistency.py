@@ -6,9 +6,12 @@ pretrain-encoder --model unet``), segments each synthetic image; per class ``k``
     Dice_k = 2 |P_k & M_k| / (|P_k| + |M_k|),    IoU_k = |P_k & M_k| / |P_k | M_k|,
 
 with ``P_k = sigmoid(logit_k) > 0.5`` (as in the segmenter's validation) and ``M_k`` the conditioning
-mask, averaged over images. An image whose mask lacks class ``k`` scores 1 when ``P_k`` is empty too and
-0 otherwise (BraTS convention: a lesion painted where none was asked for counts). The same segmenter
-on the real images against their own masks gives the ceiling to read the synthetic score against.
+mask, averaged over images. In ``dice/`` and ``iou/`` an image whose mask lacks class ``k`` scores 1 when
+``P_k`` is empty too and 0 otherwise (BraTS convention: a lesion painted where none was asked for counts),
+so a class absent from most masks scores near 1 if it is seldom painted, however badly it is drawn where
+asked for. ``dice_present/`` and ``iou_present/`` average class ``k`` only over the images whose mask has
+it: how faithfully the lesions that were asked for were drawn (DESIGN.md, "Evaluation"). The same
+segmenter on the real images against their own masks gives the ceiling to read the synthetic score against.
 
 The U-KAN teacher is refused: the generator was trained to match its features (L_DT), so it would
 flatter the generator (DESIGN.md, "Evaluation").
@@ -17,13 +20,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from monai.metrics import DiceMetric, MeanIoU
 from torch import Tensor, nn
 
 from ..models.segmenters import load_segmenter
+from ..training.split_check import SEGMENTER_KEYS, SplitMismatchError, check_same_split
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +37,14 @@ class SegmenterError(ValueError):
 
 
 def load_eval_segmenter(path: str | Path, num_channels: int, class_names: Sequence[str],
-                        channel_names: Sequence[str] | None = None, resolution: int | None = None) -> nn.Module:
+                        channel_names: Sequence[str] | None = None, resolution: int | None = None,
+                        data: Mapping | None = None) -> nn.Module:
     """The evaluation U-Net in ``path`` (eval mode); a U-KAN or a mismatched network is refused.
 
-    Other channel names, or another ``resolution`` than it was trained at, only warn: it still runs,
-    but its Dice is then measured off its training distribution.
+    ``data``: the evaluated data config (a ``DataConfig`` as a dict); the segmenter must have been trained
+    on the same split (``SPLIT_KEYS``: else it may have trained on the evaluated subjects) and at the same
+    ``resolution`` (else its Dice is off its training distribution). ``resolution`` alone checks the size
+    only. Other channel names only warn: it still runs on what it was trained on, channel for channel.
     """
     net, meta = load_segmenter(path)
     model = meta.get("encoder", {}).get("model")
@@ -55,10 +62,14 @@ def load_eval_segmenter(path: str | Path, num_channels: int, class_names: Sequen
     if channel_names is not None and tuple(meta["channel_names"]) != tuple(channel_names):
         log.warning("%s was trained on channels %s, the images have %s", path, meta["channel_names"],
                     list(channel_names))
-    trained = meta.get("data", {}).get("resolution")
-    if resolution is not None and trained is not None and trained != resolution:
-        log.warning("%s was trained at %d px, the images are %d px: its Dice is off its training distribution "
-                    "(train it with --set data.resolution=%d)", path, trained, resolution, resolution)
+    evaluated = {**(data or {}), **({} if resolution is None else {"resolution": resolution})}
+    try:
+        check_same_split(meta.get("data", {}), evaluated, f"the evaluation U-Net {path}", "the evaluated data",
+                         [k for k in SEGMENTER_KEYS if k in evaluated],
+                         hint="Train it with `meddtfm pretrain-encoder --model unet` on the evaluated data's split "
+                              "and resolution (the same data.split_seed, val_fraction, test_fraction, resolution)")
+    except SplitMismatchError as err:
+        raise SegmenterError(str(err)) from err
     return net
 
 
@@ -69,6 +80,7 @@ class MaskConsistency:
         self.segmenter, self.class_names = segmenter, tuple(class_names)
         self._dice = DiceMetric(include_background=True, reduction="mean_batch", ignore_empty=False)
         self._iou = MeanIoU(include_background=True, reduction="mean_batch", ignore_empty=False)
+        self._present: list[Tensor] = []  # (B, K) bool per batch: class k in the conditioning mask of image b
         self.count = 0
 
     @torch.no_grad()
@@ -84,15 +96,25 @@ class MaskConsistency:
         target = (masks.to(device) > 0.5).float()
         self._dice(pred, target)
         self._iou(pred, target)
+        self._present.append(target.flatten(2).any(-1).cpu())
         self.count += len(images)
 
     def compute(self) -> dict[str, float]:
-        """``dice/{class}``, ``iou/{class}`` and their ``/mean`` over classes."""
+        """``dice/{class}``, ``iou/{class}``, ``dice_present/{class}``, ``iou_present/{class}`` and each ``/mean``.
+
+        ``dice`` / ``iou``: over every image (an absent class scores 1 or 0, module doc). ``*_present``: over
+        the images whose mask has the class; NaN for a class no mask has, and ``/mean`` over the classes
+        that some mask has (NaN if none has any).
+        """
         if not self.count:
             raise ValueError("no image with a mask was segmented")
+        present = torch.cat(self._present)
         out: dict[str, float] = {}
         for name, metric in (("dice", self._dice), ("iou", self._iou)):
             per = metric.aggregate().cpu()
             out.update({f"{name}/{c}": float(v) for c, v in zip(self.class_names, per)})
             out[f"{name}/mean"] = float(per.nanmean())
+            per = torch.where(present, metric.get_buffer().cpu(), torch.nan).nanmean(0)  # buffer: (N, K) per image
+            out.update({f"{name}_present/{c}": float(v) for c, v in zip(self.class_names, per)})
+            out[f"{name}_present/mean"] = float(per.nanmean())
         return out

@@ -23,6 +23,8 @@ Time runs from noise (t = 0) to image (t = 1), as in ``meddtfm.flow.path``.
   new condition. (c) Optional blending (SDEdit / RePaint style): after every step, pixels outside the
   lesion region are reset to the reference's straight path ``(1 - t) x0_ref + t I_ref`` through the
   start point, ``x0_ref = (x_{t0} - t0 I_ref) / (1 - t0)``, and the result keeps ``I_ref`` there exactly.
+  So the blended output says nothing about how much anatomy the model keeps; ``with_unblended`` also
+  integrates the same start without blending (``ReferenceResult.unblended``), the output to score it on.
 
 Gradients are not switched off here: call under ``torch.no_grad()``.
 """
@@ -39,7 +41,7 @@ from torch import Tensor
 from ..models.generator import VelocityNet
 from .solver import FIXED_STEP, GridKind, Method, SolverResult, integrate, time_grid
 
-__all__ = ["ConditionInputs", "Guidance", "GuidedVelocity", "SolverSpec", "generate", "invert",
+__all__ = ["ConditionInputs", "Guidance", "GuidedVelocity", "ReferenceResult", "SolverSpec", "generate", "invert",
            "lesion_region", "reference_guided", "sample_seed", "seeded_noise"]
 
 
@@ -204,15 +206,25 @@ def invert(net: VelocityNet, image: Tensor, cond: ConditionInputs, spec: SolverS
     return integrate(velocity, image, spec.method, grid=spec.times(1.0, t0), atol=spec.atol, rtol=spec.rtol)
 
 
+@dataclass(frozen=True)
+class ReferenceResult(SolverResult):
+    """``reference_guided``'s result. ``unblended`` (B, C, H, W): the model's own output, the same start
+    integrated under the same condition without blending (``x`` itself without blending; None if not asked)."""
+
+    unblended: Tensor | None = None
+
+
 def reference_guided(net: VelocityNet, reference: Tensor, cond: ConditionInputs, ref_cond: ConditionInputs,
                      spec: SolverSpec, guidance: Guidance = Guidance(), f_ref: Tensor | None = None, *,
-                     t0: float = 0.0, noise: Tensor | None = None, region: Tensor | None = None) -> SolverResult:
+                     t0: float = 0.0, noise: Tensor | None = None, region: Tensor | None = None,
+                     with_unblended: bool = False) -> ReferenceResult:
     """Eq. 6: a new lesion (``cond``) into ``reference`` (B, C, H, W), keeping its anatomy.
 
     Start: ``noise`` given -> ``(1 - t0) noise + t0 reference``; else the inversion of ``reference``
     under ``ref_cond`` to ``t0``. Then ``generate`` under ``cond`` from ``t0``. ``region`` (B, 1, H, W)
     bool (``lesion_region``) turns on blending: outside it the path is reset to the reference's after
-    every interval and the output equals ``reference``. ``nfe`` counts the inversion too.
+    every interval and the output equals ``reference``; ``with_unblended`` then also integrates the start
+    without blending into ``unblended`` (its evaluations are not in ``nfe``). ``nfe`` counts the inversion too.
     """
     if not 0.0 <= t0 < 1.0:
         raise ValueError(f"t0 must lie in [0, 1), got {t0}")
@@ -224,7 +236,8 @@ def reference_guided(net: VelocityNet, reference: Tensor, cond: ConditionInputs,
         start, nfe = inverted.x, inverted.nfe
     if region is None:
         out = generate(net, start, cond, spec, guidance, f_ref, t0)
-        return SolverResult(out.x, nfe + out.nfe, out.times)
+        return ReferenceResult(out.x, nfe + out.nfe, out.times, unblended=out.x if with_unblended else None)
+    unblended = generate(net, start, cond, spec, guidance, f_ref, t0).x if with_unblended else None
     x0_ref = (start - t0 * reference) / (1 - t0)  # the reference's straight path passes through the start
     velocity = GuidedVelocity(net, cond, guidance, f_ref)
     times, x = spec.times(t0, 1.0, blend=True), start
@@ -232,4 +245,4 @@ def reference_guided(net: VelocityNet, reference: Tensor, cond: ConditionInputs,
         step = integrate(velocity, x, spec.method, grid=torch.stack([a, b]), atol=spec.atol, rtol=spec.rtol)
         t = b.to(x.dtype)
         x, nfe = torch.where(region, step.x, (1 - t) * x0_ref + t * reference), nfe + step.nfe
-    return SolverResult(torch.where(region, x, reference), nfe, times)
+    return ReferenceResult(torch.where(region, x, reference), nfe, times, unblended=unblended)
