@@ -4,6 +4,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from meddtfm.cli.main import cli
+from meddtfm.data.splits import assign_splits
 
 from ..data.test_isic import _image, _write_layout
 
@@ -21,7 +22,9 @@ def test_inspect_phantoms_writes_summary_and_grid(tmp_path):
     ])
     assert result.exit_code == 0, result.output
     summary = yaml.safe_load((out / "summary.yaml").read_text())
-    assert summary["splits"]["train"]["samples"] == 14 and summary["samples_read"] == 20
+    counts = {name: summary["splits"][name]["samples"] for name in ("train", "val", "test")}
+    assigned = assign_splits((f"phantom_{i:05d}" for i in range(20)), 0.1, 0.2, seed=0)
+    assert counts == {name: list(assigned.values()).count(name) for name in counts} and summary["samples_read"] == 20
     assert summary["class_frequency"]["ED"]["samples_with_class"] == 20
     assert yaml.safe_load((out / "config.yaml").read_text())["data"]["resolution"] == 32
     grid = Image.open(out / "grid.png")

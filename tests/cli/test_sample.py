@@ -22,7 +22,7 @@ from meddtfm.evaluation.metrics import masked_ssim
 from meddtfm.flow.sampling import lesion_region
 from meddtfm.synthesis import read_mask_file
 
-DATA = ["data.phantom_count=24", "data.resolution=32", "data.batch_size=4", "data.num_workers=0",
+DATA = ["data.phantom_count=24", "data.val_fraction=0.2", "data.resolution=32", "data.batch_size=4", "data.num_workers=0",
         "train.warmup_steps=1", "train.val_every=100", "train.checkpoint_every=100", "train.sample_every=100"]
 GEN = ["generator.base_channels=8", "generator.cond_channels=[8,8,8,8]", "generator.text_dim=16",
        "generator.time_dim=16", "generator.num_res_blocks=1", "generator.attention_at_bottleneck=false",
@@ -69,7 +69,8 @@ def test_noise_mode_on_the_dataset_is_deterministic_whatever_the_batch(tmp_path:
     code, out = _run(*args, "--batch-size", "1", "--out", str(tmp_path / "b"))
     assert code == 0, out
     rows = _rows(tmp_path / "a")
-    assert len(rows) == 2 * 2 and {r["mode"] for r in rows} == {"noise"} and rows[0]["name"].endswith("_0")
+    val = build_dataset(DataConfig(phantom_count=24, val_fraction=0.2, resolution=32), "val")
+    assert len(rows) == 2 * len(val) and {r["mode"] for r in rows} == {"noise"} and rows[0]["name"].endswith("_0")
     assert {r["solver"] + r["nfe"] + r["cfg"] for r in rows} == {"euler22.0"}
     for row in rows:
         files = row["files"].split(";")
@@ -77,7 +78,7 @@ def test_noise_mode_on_the_dataset_is_deterministic_whatever_the_batch(tmp_path:
         for f in files:
             assert np.array_equal(_pixels(tmp_path / "a" / f), _pixels(tmp_path / "b" / f)), f
     assert [r["seed"] for r in rows] == [r["seed"] for r in _rows(tmp_path / "b")]
-    assert len({r["seed"] for r in rows}) == 4 and (tmp_path / "a" / "grid.png").is_file()
+    assert len({r["seed"] for r in rows}) == len(rows) and (tmp_path / "a" / "grid.png").is_file()
 
 
 def test_the_dataset_split_is_the_training_runs(tmp_path: Path, phantom_model: Path) -> None:
@@ -88,7 +89,7 @@ def test_the_dataset_split_is_the_training_runs(tmp_path: Path, phantom_model: P
     assert "Traceback" not in out and not (tmp_path / "a" / "manifest.csv").exists()
     (tmp_path / "c.yaml").write_text("data:\n  val_fraction: 0.3\n")
     code, out = _run(*args, "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "b"))
-    assert code == 1 and "data.val_fraction is 0.1 in" in out and "but 0.3 in --config / --set" in out, out
+    assert code == 1 and "data.val_fraction is 0.2 in" in out and "but 0.3 in --config / --set" in out, out
     code, out = _run(*args, "--set", "data.split_seed=0", "--set", "data.root=/moved", "--limit", "1",
                      "--out", str(tmp_path / "c"))
     assert code == 0, out
@@ -184,7 +185,7 @@ def test_nifti_outputs_sit_on_the_source_grid(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("MEDDTFM_CACHE", str(tmp_path / "cache"))
     root = _brats(tmp_path / "brats")
     data = ["data.name=brats2021", f"data.root={root}", "data.modalities=[flair,t1ce]", "data.resolution=32",
-            "data.val_fraction=0.0", "data.batch_size=2", "data.num_workers=0", "flow.dt_weights=[0,0,0,0]",
+            "data.val_fraction=0.0", "data.test_fraction=0.0", "data.batch_size=2", "data.num_workers=0", "flow.dt_weights=[0,0,0,0]",
             "flow.reference=false", "train.warmup_steps=1", "train.val_every=100", "train.sample_every=100"]
     code, out = _run("train", *_sets(data, GEN), "--out", str(tmp_path / "run"))
     assert code == 0, out

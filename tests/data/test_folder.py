@@ -152,5 +152,6 @@ def test_splits_group_subjects(tmp_path):
     (tmp_path / "captions.csv").write_text("\n".join(rows) + "\n")
     cfg = _cfg(tmp_path, val_fraction=0.2, test_fraction=0.2)
     subjects = {name: {r.subject_id for r in build_dataset(cfg, name).records} for name in ("train", "val", "test")}
-    assert [len(subjects[n]) for n in ("train", "val", "test")] == [3, 1, 1]
+    assert all(subjects[n] for n in ("train", "val", "test")), subjects
     assert set().union(*subjects.values()) == {f"patient{i}" for i in range(5)}
+    assert sum(map(len, subjects.values())) == 5, "each patient in exactly one split"

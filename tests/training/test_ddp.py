@@ -11,7 +11,8 @@ from meddtfm.models.segmenters import load_segmenter
 
 ARGS = ["pretrain-encoder", "--model", "unet", "--set", "encoder.unet_features=[4,4,8,8,16,4]",
         "--set", "data.phantom_count=24", "--set", "data.resolution=32", "--set", "data.num_workers=0",
-        "--set", "data.augment=false", "--set", "train.steps=4", "--set", "train.log_every=1",
+        "--set", "data.augment=false", "--set", "data.test_fraction=0.0", "--set", "train.steps=4",
+        "--set", "train.log_every=1",
         "--set", "train.warmup_steps=1", "--set", "train.lr=0.01", "--set", "train.val_every=100",
         "--set", "train.checkpoint_every=100", "--set", "train.sample_every=100", "--set", "train.device=cpu"]
 

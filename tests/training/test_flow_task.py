@@ -40,11 +40,12 @@ def test_the_adversary_skips_rows_generated_for_a_modified_condition():
     assert g != 0.0 and d > 0.0
 
 
-def test_adversarial_loss_averages_over_the_selected_rows():
+def test_adversarial_loss_counts_only_the_selected_rows():
     logits = [torch.tensor([[1.0, 3.0], [5.0, 7.0], [-2.0, 0.0]]).view(3, 1, 1, 2)]
     rows = torch.tensor([True, False, True])
     loss = AdversarialLoss("hinge")
-    assert loss.generator(logits, rows).item() == pytest.approx(-(2.0 + -1.0) / 2)
+    # Row means 2, 6, -1; row 1 is left out, the mean stays over 3 rows (DDP ranks average to the global mean).
+    assert loss.generator(logits, rows).item() == pytest.approx(-(2.0 + -1.0) / 3)
     assert loss.generator(logits, torch.zeros(3, dtype=torch.bool)).item() == 0.0
     assert loss.generator(logits).item() == pytest.approx(-14 / 6)
 

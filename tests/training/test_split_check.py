@@ -10,7 +10,7 @@ def test_only_the_split_keys_count_and_every_difference_is_named() -> None:
     with pytest.raises(SplitMismatchError) as err:
         check_same_split(base, to_dict(DataConfig(split_seed=2, test_fraction=0.2, resolution=32)), "run A", "run B",
                          SEGMENTER_KEYS, hint="Retrain")
-    assert str(err.value) == ("data.split_seed is 0 in run A but 2 in run B; data.test_fraction is 0.0 in run A but "
+    assert str(err.value) == ("data.split_seed is 0 in run A but 2 in run B; data.test_fraction is 0.1 in run A but "
                               "0.2 in run B; data.resolution is 64 in run A but 32 in run B. Retrain")
 
 

@@ -51,7 +51,8 @@ class Scorer:
 
     def evaluation(self, grid_dir: Path | None = None) -> Evaluation:
         d = self.dataset
-        seg = (load_eval_segmenter(self.segmenter, d.num_channels, d.class_names, d.channel_names, d.cfg.resolution)
+        seg = (load_eval_segmenter(self.segmenter, d.num_channels, d.class_names, d.channel_names,
+                                   data=dataclasses.asdict(d.cfg))
                .to(self.device)
                if "dice" in self.metrics else None)
         net = load_inception(self.inception).to(self.device) if "fid" in self.metrics else None

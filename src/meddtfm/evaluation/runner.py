@@ -33,8 +33,10 @@ from .inception import FIDInceptionV3
 from .metrics import PairedMetrics
 
 METRICS = ("paired", "dice", "frd", "fid")
-DICE_NOTE = ("Dice/IoU: evaluation U-Net, sigmoid > 0.5, mean over images; a class absent from the mask scores 1 "
-             "if not predicted, else 0. 'real (reference)' = the same segmenter on the real images (the ceiling)")
+DICE_NOTE = ("Dice/IoU: evaluation U-Net, sigmoid > 0.5, mean over images. dice_present/ and iou_present/, the "
+             "faithfulness measure: per class over the images whose mask has it, the mean over the classes some mask "
+             "has; dice/ and iou/: every image with a mask, a class absent from it scoring 1 if not predicted, else 0. "
+             "'real (reference)' = the same segmenter on the real images (the ceiling)")
 
 
 @dataclass

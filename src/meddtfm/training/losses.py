@@ -66,8 +66,9 @@ class AdversarialLoss:
     """Paper Eq. 9's ``L_adv`` for multi-scale discriminators: hinge or least-squares (LSGAN).
 
     ``logits`` is one patch-logit map per scale; losses are averaged over scales. ``rows`` (``(B,)``
-    bool), when given, averages over those rows only (none: 0, still connected to the graph, so DDP
-    ranks stay in step).
+    bool), when given, zeroes the other rows' terms; the mean stays over all B rows, so that DDP's
+    average of the ranks' losses equals one process's loss on the whole batch whatever rows each rank
+    keeps (and a rank that keeps none still passes gradients, zeros, and stays in step).
     """
 
     def __init__(self, kind: str = "hinge") -> None:
@@ -86,11 +87,10 @@ class AdversarialLoss:
 
 
 def _mean(x: Tensor, rows: Tensor | None) -> Tensor:
-    """Mean of ``x`` (B, ...) over everything, or over the ``rows`` (B,) bool selected (0 if none)."""
+    """Mean of ``x`` (B, ...), with the rows outside ``rows`` (B,) bool counted as 0 when it is given."""
     if rows is None:
         return x.mean()
-    weight = rows.to(x.dtype)
-    return (x.flatten(1).mean(1) * weight).sum() / weight.sum().clamp(min=1.0)
+    return (x.flatten(1).mean(1) * rows.to(x.dtype)).mean()
 
 
 def feature_matching(real: list[list[Tensor]], fake: list[list[Tensor]]) -> Tensor:

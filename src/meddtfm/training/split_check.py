@@ -5,8 +5,8 @@
 runs. The rest of ``data`` is not: ``root`` may legitimately move to another disk or machine, and
 ``name`` / ``modalities`` / ``slices`` / ``phantom_*`` pick the images, not a subject's split (channels and
 classes are checked where they matter; ``sample --dataset-reference healthy`` itself switches ``slices``).
-This holds exactly for a split drawn per subject from its id and the seed; a split that shuffles the
-whole pool of subjects also depends on which subjects the pool holds (the files under ``root``).
+``assign_splits`` draws each subject's split from its id and these keys alone, so equal keys mean equal
+splits whatever images the two runs selected.
 ``SEGMENTER_KEYS`` adds ``resolution``: a segmenter (the U-KAN teacher, the evaluation U-Net) is only
 trusted on images of the size it was trained at.
 
