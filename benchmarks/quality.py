@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from meddtfm.evaluation.distribution import ImageSet, MissingDependencyError, frd, require_frd
 from meddtfm.flow.sampling import seeded_noise
-from meddtfm.training.checkpoint import load_weights
+from meddtfm.checkpoint import load_weights
 from meddtfm.training.loop import train
 
 from .contenders import CPU, Suite, build

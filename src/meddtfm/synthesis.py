@@ -21,6 +21,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
+from .checkpoint import CheckpointError, rebuild
 from .config import DataConfig, GeneratorConfig
 from .data.errors import BadSampleError
 from .data.io import binary_mask, read_image
@@ -32,7 +33,6 @@ from .models.generator import VelocityNet, build_generator
 from .models.segmenters import load_teacher
 from .models.text import CaptionTokenizer
 from .models.ukan import FrozenTeacher
-from .training.checkpoint import CheckpointError, load_weights
 from .training.split_check import check_same_split
 
 __all__ = ["ConditionError", "GeneratorMeta", "Synthesizer", "load_generator", "read_mask_file", "read_reference_file"]
@@ -79,21 +79,20 @@ def load_generator(path: str | Path, teacher: str | Path | None = None, need_tea
     loaded from ``teacher`` if given, else from the path recorded at training time.
     """
     path = Path(path)
-    state, meta = load_weights(path)
-    if meta.get("model") != "meddtfm":
-        raise CheckpointError(f"{path}: not a `meddtfm train` generator (model={meta.get('model')!r})")
+
+    def build(meta: dict) -> VelocityNet:
+        if meta.get("model") != "meddtfm":
+            raise CheckpointError(f"{path}: not a `meddtfm train` generator (model={meta.get('model')!r})")
+        return build_generator(GeneratorConfig(**meta["generator"]), meta["image_channels"], meta["mask_classes"],
+                               meta["ref_channels"])
+
+    net, meta = rebuild(path, build, "generator")
     try:
-        net = build_generator(GeneratorConfig(**meta["generator"]), meta["image_channels"], meta["mask_classes"],
-                              meta["ref_channels"])
         info = GeneratorMeta(path, tuple(meta["channel_names"]), tuple(meta["class_names"]), meta["data"]["resolution"],
                              CaptionTokenizer.from_state(meta["tokenizer"]) if meta["tokenizer"] else None,
                              meta["generator"]["max_caption_len"], meta["data"], meta.get("step", -1))
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{path}: metadata lacks what sampling needs ({err!r})") from err
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the generator its metadata describes ({err})") from err
     info.teacher_path = str(teacher) if teacher else meta.get("teacher")
     if need_teacher and net.ref_channels:
         info.teacher = _teacher(path, info, net.ref_channels).to(device)

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .files import atomic_write
+
 CLASS_COLOURS = np.array([(230, 60, 60), (60, 200, 90), (70, 120, 240), (240, 200, 40), (200, 80, 220)], np.float32)
 
 
@@ -44,12 +46,7 @@ def save_grid(tiles: Sequence[Sequence[np.ndarray]], path: str | Path, pad: int 
     for i, row in enumerate(rows):
         for j, tile in enumerate(row):
             canvas[pad + i * (h + pad):pad + i * (h + pad) + h, pad + j * (w + pad):pad + j * (w + pad) + w] = tile
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(canvas).save(tmp, format="PNG")
-    tmp.replace(path)
-    return path
+    return atomic_write(path, lambda tmp: Image.fromarray(canvas).save(tmp, format="PNG"))
 
 
 def save_sample_grid(real: torch.Tensor, masks: torch.Tensor, samples: torch.Tensor, path: str | Path) -> Path:

@@ -138,7 +138,7 @@ def test_a_segmenter_trained_on_another_split_is_refused(tmp_path, monkeypatch):
 
 
 def test_pix2pixhd_checkpoint_is_sampled(tmp_path):
-    from meddtfm.training.checkpoint import save_weights
+    from meddtfm.checkpoint import save_weights
     from meddtfm.training.gan import build_baseline
 
     gc = GANConfig()

@@ -17,7 +17,7 @@ from meddtfm.evaluation.compare import state_as_weights
 from meddtfm.evaluation.figures import LABEL_H, MIN_TILE, PAD, grid_size
 from meddtfm.evaluation.report import format_number
 from meddtfm.evaluation.table1 import METHODS, load_preset, preset_names
-from meddtfm.training.checkpoint import load_weights
+from meddtfm.checkpoint import load_weights
 
 LABELS = ["pix2pixHD", "MedGAN", "Ours (no DT)", "Med-DT-FM"]
 RUNS = ["teacher", "segmenter", "pix2pixhd", "medgan", "nodt", "meddtfm"]

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from meddtfm.config import DataConfig, EncoderConfig, to_dict
 from meddtfm.models.segmenters import build_segmenter
-from meddtfm.training.checkpoint import save_weights
+from meddtfm.checkpoint import save_weights
 
 
 def segmenter_checkpoint(path: Path, channel_names: Sequence[str], class_names: Sequence[str],

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from meddtfm.cli.main import cli
-from meddtfm.training.checkpoint import load_weights
+from meddtfm.checkpoint import load_weights
 
 from .conftest import DATA, GEN, _free_port, _losses, _sets
 

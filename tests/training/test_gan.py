@@ -11,7 +11,7 @@ from meddtfm.config import GANConfig, load_config
 from meddtfm.data import build_dataset
 from meddtfm.models.discriminator import MultiScalePatchGAN
 from meddtfm.models.text import CaptionTokenizer
-from meddtfm.training.checkpoint import load_state, load_weights
+from meddtfm.checkpoint import load_state, load_weights
 from meddtfm.training.distributed import DistEnv
 from meddtfm.training.gan import GANTask, build_baseline, load_baseline
 from meddtfm.training.losses import discriminator_feature_loss, gram_matrix, style_loss

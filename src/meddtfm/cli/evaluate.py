@@ -110,7 +110,7 @@ def evaluate(cfg: Config, out: Path, real: str | None, fake: tuple[str, ...], ma
     from ..data.errors import BadSampleError
     from ..evaluation.consistency import SegmenterError
     from ..evaluation.inception import InceptionWeightsError
-    from ..training.checkpoint import CheckpointError
+    from ..checkpoint import CheckpointError
 
     if (checkpoint is None and not (real and fake)) or (checkpoint and (real or fake or masks)):
         raise click.UsageError("give either --real DIR --fake DIR (mode A) or --checkpoint FILE (mode B)")

@@ -142,7 +142,7 @@ def _check(name: str, methods: dict[str, Run]) -> None:
 
 def _check_reuse(run: Run) -> None:
     """A started run folder (final weights or checkpoints) must hold this run's configuration."""
-    from ..training.checkpoint import list_states
+    from ..checkpoint import list_states
     from ..training.resume import config_changes
 
     saved = run.out / "config.yaml"
@@ -155,7 +155,7 @@ def _check_reuse(run: Run) -> None:
 
 def _train(run: Run, what: str) -> dict:
     """Train (or resume) ``run`` unless its final weights exist; ``{"step", "seconds"}`` (None: not recorded)."""
-    from ..training.checkpoint import load_weights
+    from ..checkpoint import load_weights
     from .train import run_pretraining, run_training
 
     record = run.out / "train_result.json"
@@ -202,7 +202,7 @@ def _convergence(plan: Plan, preset: Preset, metrics: tuple[str, ...], missing: 
                  device) -> tuple[dict[str, list], str, str]:
     """Curves of Med-DT-FM and no DT: validation FRD at each kept checkpoint, else the logged validation L_FM."""
     from ..evaluation.compare import Scorer, checkpoint_frd, state_as_weights
-    from ..training.checkpoint import list_states
+    from ..checkpoint import list_states
 
     flows = {"Med-DT-FM": plan.methods["meddtfm"], "Ours (no DT)": plan.methods["nodt"]}
     n = preset.convergence_frd_images

@@ -240,7 +240,7 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
     """Synthesise images for masks and/or captions; write PNGs, grid.png, NIfTI (BraTS) and manifest.csv to OUT."""
     from ..flow.sampling import Guidance, SolverSpec, sample_seed
     from ..synthesis import Synthesizer, load_generator, training_data_config
-    from ..training.checkpoint import CheckpointError
+    from ..checkpoint import CheckpointError
     from ..training.distributed import pick_device
     from ..viz import overlay, save_grid, to_rgb
 

@@ -12,11 +12,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
+
+from ..files import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +38,6 @@ def cache_path(kind: str, key: dict) -> Path:
     return folder / f"{kind}-{digest}"
 
 
-def _write_atomic(path: Path, write: Callable[[IO], None], mode: str = "w") -> None:
-    """``write(file)`` into a temp file beside ``path``, then rename it over ``path``; raises OSError."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_cached(kind: str, key: dict) -> Any | None:
     """The JSON value saved for ``(kind, key)``, or None when there is none (or it is unreadable)."""
     path = cache_path(kind, key).with_suffix(".json")
@@ -66,7 +54,7 @@ def save_cached(kind: str, key: dict, value: Any) -> bool:
     """Save ``value`` as JSON; False (with a warning) when it cannot be written."""
     path = cache_path(kind, key).with_suffix(".json")
     try:
-        _write_atomic(path, lambda f: json.dump(value, f))
+        atomic_write_text(path, json.dumps(value))
     except OSError as err:
         log.warning("cannot write cache file %s (%s); the scan will be repeated next time", path, err)
         return False
@@ -90,8 +78,13 @@ def save_cached_arrays(kind: str, key: dict, arrays: dict[str, np.ndarray]) -> b
     folder = cache_path(kind, key)
     try:
         for name, array in arrays.items():
-            _write_atomic(folder / f"{name}.npy", lambda f, a=array: np.save(f, a), mode="wb")
+            atomic_write(folder / f"{name}.npy", lambda tmp, a=array: _save_npy(tmp, a))
     except OSError as err:
         log.warning("cannot write cache entry %s (%s); keeping the data in memory", folder, err)
         return False
     return True
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a handle: given a path, np.save appends ".npy" to the temporary name
+        np.save(fh, array)

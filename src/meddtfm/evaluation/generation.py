@@ -24,7 +24,7 @@ from safetensors import safe_open
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from ..training.checkpoint import CheckpointError
+from ..checkpoint import CheckpointError
 
 Generate = Callable[[dict, int], Tensor]
 Mode = Literal["noise", "reference"]

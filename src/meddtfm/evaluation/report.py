@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from ..files import atomic_write_text
 
 Runs = Mapping[str, Mapping[str, float]]  # run label -> metric -> value
 
@@ -68,7 +69,7 @@ def write_report(out: str | Path, runs: Runs, reference: Mapping[str, float] | N
                  notes: Sequence[str] = (), settings: Mapping[str, Any] | None = None) -> str:
     """Write ``out/metrics.json`` (runs, summary, reference, notes, settings) and ``out/metrics.md``; return the table.
 
-    Both files are written atomically (temporary name, then ``os.replace``).
+    Both files are written atomically (``meddtfm.files.atomic_write``).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,7 +80,5 @@ def write_report(out: str | Path, runs: Runs, reference: Mapping[str, float] | N
     text = json.dumps(_json_safe(document), indent=2, allow_nan=False)
     markdown = table + ("\n\nNotes:\n" + "\n".join(f"- {n}" for n in notes) if notes else "") + "\n"
     for name, content in (("metrics.json", text + "\n"), ("metrics.md", markdown)):
-        tmp = out / f".{name}.tmp{os.getpid()}"
-        tmp.write_text(content)
-        os.replace(tmp, out / name)
+        atomic_write_text(out / name, content)
     return markdown

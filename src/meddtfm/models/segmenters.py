@@ -11,8 +11,8 @@ from pathlib import Path
 from monai.networks.nets import BasicUNet
 from torch import nn
 
+from ..checkpoint import CheckpointError, rebuild
 from ..config import EncoderConfig
-from ..training.checkpoint import CheckpointError, load_weights
 from .ukan import UKAN, FrozenTeacher
 
 
@@ -26,17 +26,11 @@ def build_segmenter(cfg: EncoderConfig, in_channels: int, num_classes: int) -> n
 
 def load_segmenter(path: str | Path) -> tuple[nn.Module, dict]:
     """Rebuild the network saved in ``path`` (safetensors + config metadata) in eval mode."""
-    state, meta = load_weights(path)
-    try:
-        enc = EncoderConfig(**meta["encoder"])
-        net = build_segmenter(enc, meta["in_channels"], meta["num_classes"])
-    except (KeyError, TypeError) as err:
-        raise CheckpointError(f"{path}: not a meddtfm segmenter checkpoint (missing {err})") from err
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the network its config describes ({err})") from err
-    return net.eval(), meta
+    return rebuild(path, _from_config, "segmenter")
+
+
+def _from_config(meta: dict) -> nn.Module:
+    return build_segmenter(EncoderConfig(**meta["encoder"]), meta["in_channels"], meta["num_classes"])
 
 
 def load_teacher(path: str | Path) -> tuple[FrozenTeacher, dict]:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
+
+from ..files import atomic_write
 
 
 class MetricLogger:
@@ -24,12 +25,7 @@ class MetricLogger:
         if path.exists():
             with open(path, newline="") as fh:
                 rows = [r for r in csv.reader(fh)][1:]
-        tmp = path.with_name(".metrics.csv.tmp")
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["step", "split", "name", "value"])
-            writer.writerows(r for r in rows if int(r[0]) <= start_step)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: _write_csv(tmp, [r for r in rows if int(r[0]) <= start_step]))
         self._fh = open(path, "a", newline="")
         self._csv = csv.writer(self._fh)
         self._tb = SummaryWriter(str(Path(out) / "tensorboard"), purge_step=start_step + 1 if start_step else None)
@@ -46,3 +42,10 @@ class MetricLogger:
         if self.enabled:
             self._fh.close()
             self._tb.close()
+
+
+def _write_csv(path: Path, rows: list[list[str]]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["step", "split", "name", "value"])
+        writer.writerows(rows)

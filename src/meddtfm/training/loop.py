@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ..config import Config, to_dict
 from ..data.base import MedicalDataset, loader_workers, usable_cpus
-from .checkpoint import list_states, load_state, save_state, save_weights
+from ..checkpoint import list_states, load_state, save_state, save_weights
 from .distributed import DistEnv, ShardedSampler, any_rank, to_device, batches_per_epoch, mean_across_ranks
 from .logs import MetricLogger
 from .resume import check_resume

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from meddtfm.training.checkpoint import (CheckpointError, list_states, load_state, load_weights, save_state,
-                                         save_weights)
+from meddtfm.checkpoint import (CheckpointError, list_states, load_state, load_weights, rebuild, save_state,
+                                save_weights)
 
 
 def test_state_round_trip_and_rotation(tmp_path):
@@ -37,3 +37,16 @@ def test_weights_keep_config(tmp_path):
     assert torch.equal(state["weight"], net.weight.detach())
     with pytest.raises(CheckpointError, match="does not exist"):
         load_weights(tmp_path / "missing.safetensors")
+
+
+def test_rebuild_names_the_file_on_every_failure(tmp_path):
+    net = torch.nn.Linear(3, 2)
+    path = save_weights(net.state_dict(), tmp_path / "w.safetensors", {"in": 3, "out": 2})
+    again, config = rebuild(path, lambda meta: torch.nn.Linear(meta["in"], meta["out"]), "layer")
+    assert config == {"in": 3, "out": 2} and not again.training and torch.equal(again.weight, net.weight)
+    with pytest.raises(CheckpointError, match="w.safetensors: metadata does not describe a meddtfm layer"):
+        rebuild(path, lambda meta: torch.nn.Linear(meta["width"], 2), "layer")
+    with pytest.raises(CheckpointError, match="w.safetensors: weights do not fit the layer"):
+        rebuild(path, lambda meta: torch.nn.Linear(4, 2), "layer")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        rebuild(tmp_path / "missing.safetensors", lambda meta: net)

@@ -1,48 +1,37 @@
-"""Atomic, safely loadable checkpoints.
+"""Safely loadable checkpoints, written atomically (``meddtfm.files.atomic_write``).
 
 * Training state (``step_XXXXXXX.pt``): model, EMA and optimiser state dicts, RNG states, step and the
   resolved config, saved with ``torch.save`` and read back with ``torch.load(weights_only=True)``:
   tensors and plain Python containers only, nothing that runs code on load.
-* Weights for use (``*.safetensors``): one module's ``state_dict`` plus its config as JSON metadata.
-
-Every file is written to a temporary name in the same folder, flushed, then renamed with
-``os.replace``, so a crash leaves either the old file or the new one, never half of one.
+* Weights for use (``*.safetensors``): one module's ``state_dict`` plus its config as JSON metadata;
+  ``rebuild`` turns such a file back into its network.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
 from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from .files import atomic_write
 
 _STEP_FILE = re.compile(r"step_(\d{7,})\.pt$")
+
+Net = TypeVar("Net", bound=nn.Module)
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read or does not fit."""
 
 
-def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def save_state(state: dict[str, Any], folder: str | Path, step: int, keep: int = 3) -> Path:
     """Write ``folder/step_{step:07d}.pt`` atomically, then delete all but the newest ``keep``."""
     folder = Path(folder)
-    path = _atomic(folder / f"step_{step:07d}.pt", lambda tmp: torch.save(state, tmp))
+    path = atomic_write(folder / f"step_{step:07d}.pt", lambda tmp: torch.save(state, tmp))
     for old in list_states(folder)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
@@ -70,7 +59,7 @@ def save_weights(module_state: dict[str, torch.Tensor], path: str | Path, config
     """Write a state dict as safetensors (atomic), with ``config`` stored as JSON metadata."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in module_state.items()}
     meta = {"config": json.dumps(config or {})}
-    return _atomic(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
@@ -84,3 +73,22 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[
         return load_file(str(path), device=str(device)), config
     except Exception as err:
         raise CheckpointError(f"{path}: cannot read weights ({err})") from err
+
+
+def rebuild(path: str | Path, build: Callable[[dict], Net], what: str = "network") -> tuple[Net, dict]:
+    """The network saved in ``path`` by ``save_weights``, in eval mode, and its config.
+
+    ``build(config)`` makes the untrained network; it may raise ``CheckpointError`` itself (a file of
+    another kind). A ``KeyError`` / ``TypeError`` from it (metadata missing or not fitting ``what``) and
+    a state dict that does not fit the network raise ``CheckpointError`` naming the file.
+    """
+    state, meta = load_weights(path)
+    try:
+        net = build(meta)
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{path}: metadata does not describe a meddtfm {what} ({err!r})") from err
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the {what} its metadata describes ({err})") from err
+    return net.eval(), meta
