@@ -16,7 +16,7 @@ from meddtfm.cli.main import cli
 from meddtfm.cli.sample import OUTSIDE_MARGIN
 from meddtfm.config import DataConfig
 from meddtfm.data import build_dataset
-from meddtfm.data.brats import slice_to_image
+from meddtfm.data.brats_volumes import slice_to_image
 from meddtfm.data.nifti_out import write_sample
 from meddtfm.evaluation.metrics import masked_ssim
 from meddtfm.flow.sampling import lesion_region

@@ -17,8 +17,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from meddtfm.config import DataConfig
-from meddtfm.data import brats
-from meddtfm.data.brats import BraTSDataset, image_to_slice, slice_to_image
+from meddtfm.data import brats_volumes
+from meddtfm.data.brats import BraTSDataset
+from meddtfm.data.brats_volumes import image_to_slice, slice_to_image
 from meddtfm.data.errors import BadSampleError
 
 SHARED = Path(__file__).parents[2] / ".." / "shared" / "data" / "brats2021"
@@ -37,13 +38,13 @@ def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyP
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the NIfTI files the loader decodes from now on."""
     seen: list[str] = []
-    real = brats.read_nifti
+    real = brats_volumes.read_nifti
 
     def counting(path):  # noqa: ANN001, ANN202
         seen.append(Path(path).name)
         return real(path)
 
-    monkeypatch.setattr(brats, "read_nifti", counting)
+    monkeypatch.setattr(brats_volumes, "read_nifti", counting)
     return seen
 
 
@@ -342,7 +343,7 @@ def test_corrupt_slice_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.Monk
         broken = {"garbage": b"not an npy file" * 64, "truncated": data[: len(data) // 2], "empty": b""}
         images.write_bytes(broken[damage])
     reads.clear()
-    with caplog.at_level(logging.WARNING, logger="meddtfm.data.brats"):
+    with caplog.at_level(logging.WARNING, logger="meddtfm.data.brats_volumes"):
         after = all_samples(BraTSDataset(cfg(root), "all"))
     assert len(reads) == 3 and "rebuilding" in caplog.text
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(before, after))
@@ -387,7 +388,7 @@ def test_zero_background_z_scored(tmp_path: Path) -> None:
     assert (image[:, 0, 0] == -1).all() and image.max() == 1.0
     brain = image[0] > -1
     assert 0.3 < brain.mean() < 0.8 and abs(float(image[0][brain].mean())) < 0.2
-    assert brats.background_value(volume) == 0.0 and brats.background_value(volume - 3.5) == -3.5
+    assert brats_volumes.background_value(volume) == 0.0 and brats_volumes.background_value(volume - 3.5) == -3.5
 
 
 def test_garbage_nifti(root: Path) -> None:

@@ -3,7 +3,7 @@
 A model-space slice (``S x S``, radiological view, the geometry of ``BraTSDataset``) is mapped back
 by undoing the loader's steps: resize to the central square's native size ``min(H, W)`` (bilinear for
 images, nearest for masks), pad to the native in-plane view ``H x W`` (with the background: -1 for
-images, 0 for masks), and ``brats.image_to_slice`` to the volume's axes. The file is a ``X x Y x 1``
+images, 0 for masks), and ``brats_volumes.image_to_slice`` to the volume's axes. The file is a ``X x Y x 1``
 volume whose affine is the source's shifted to slice ``z`` (``A[:3, 3] += z A[:3, 2]``), with the
 source header otherwise: it overlays the source volume at that slice in any viewer. Intensities stay
 in the model's normalised [-1, 1] scale (float32): the per-volume percentile window is not inverted,
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .brats import image_to_slice, slice_to_image
+from .brats_volumes import image_to_slice, slice_to_image
 
 __all__ = ["BRATS_LABELS", "to_native_view", "write_sample", "write_slice"]
 

@@ -13,19 +13,16 @@ from typing import Any, Sequence
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .baselines import GANConfig, MedGANConfig, Pix2PixHDConfig
+from .errors import ConfigError, check_choice
+
+__all__ = ["Config", "ConfigError", "DataConfig", "EncoderConfig", "FlowConfig", "GANConfig", "GeneratorConfig",
+           "MedGANConfig", "Pix2PixHDConfig", "TrainConfig", "load_config", "save_config", "to_dict"]
+
 DATASETS = ("phantoms", "brats2021", "isic2019", "lgg", "folder")
 SLICE_SELECTIONS = ("tumour", "healthy", "brain", "all")
 BAD_SAMPLE_POLICIES = ("error", "skip")
 REFERENCE_SOURCES = ("other_slice", "same_lesion", "none")
-
-
-class ConfigError(ValueError):
-    """A configuration file or override that cannot be used."""
-
-
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
 
 
 @dataclass
@@ -42,7 +39,8 @@ class DataConfig:
     intensity_percentiles: list[float] = field(default_factory=lambda: [0.5, 99.5])
     val_fraction: float = 0.1
     test_fraction: float = 0.1
-    split_seed: int = 0  # shuffles subjects into splits; not the run seed, so every model of a study shares one test set
+    # Shuffles subjects into splits; not the run seed, so every model of a study shares one test set.
+    split_seed: int = 0
     augment: bool = True
     on_bad_sample: str = "error"  # error | skip
     volume_cache: int = 8  # BraTS: decoded volumes kept per worker
@@ -54,10 +52,10 @@ class DataConfig:
     num_workers: int = 2  # DataLoader workers per process, capped at the usable CPUs
 
     def __post_init__(self) -> None:
-        _check_choice("data.name", self.name, DATASETS)
-        _check_choice("data.slices", self.slices, SLICE_SELECTIONS)
-        _check_choice("data.on_bad_sample", self.on_bad_sample, BAD_SAMPLE_POLICIES)
-        _check_choice("data.phantom_kind", self.phantom_kind, ("mri", "dermoscopy"))
+        check_choice("data.name", self.name, DATASETS)
+        check_choice("data.slices", self.slices, SLICE_SELECTIONS)
+        check_choice("data.on_bad_sample", self.on_bad_sample, BAD_SAMPLE_POLICIES)
+        check_choice("data.phantom_kind", self.phantom_kind, ("mri", "dermoscopy"))
         if self.resolution < 8:
             raise ConfigError(f"data.resolution={self.resolution} is too small (minimum 8)")
         if not (0.0 <= self.val_fraction < 1.0 and 0.0 <= self.test_fraction < 1.0):
@@ -84,7 +82,8 @@ class TrainConfig:
     ema_decay: float = 0.999  # reached after a warm-up: min(ema_decay, (1 + n) / (10 + n)) at update n
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     compile: bool = False
-    deterministic: bool = False  # bit-reproducible GPU runs: deterministic kernels only (slower; warns where none exists)
+    # Bit-reproducible GPU runs: deterministic kernels only (slower; warns where none exists).
+    deterministic: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     log_every: int = 50
     val_every: int = 0  # steps between validations; 0: once per epoch
@@ -117,7 +116,7 @@ class EncoderConfig:
     checkpoint: str | None = None  # a pretrained teacher (pretrain-encoder's best.safetensors)
 
     def __post_init__(self) -> None:
-        _check_choice("encoder.model", self.model, ("ukan", "unet"))
+        check_choice("encoder.model", self.model, ("ukan", "unet"))
 
 
 @dataclass
@@ -147,7 +146,7 @@ class GeneratorConfig:
     norm_groups: int = 32
 
     def __post_init__(self) -> None:
-        _check_choice("generator.bridge_mode", self.bridge_mode, ("spade", "concat"))
+        check_choice("generator.bridge_mode", self.bridge_mode, ("spade", "concat"))
         if len(self.cond_channels) != len(self.channel_mult) or len(self.channel_mult) < 2:
             raise ConfigError(f"need >= 2 levels and one cond_channels entry per level, got "
                              f"channel_mult={list(self.channel_mult)}, cond_channels={list(self.cond_channels)}")
@@ -183,12 +182,12 @@ class FlowConfig:
     val_batches: int = 8  # validation L_FM averaged over this many fixed-noise batches
 
     def __post_init__(self) -> None:
-        _check_choice("flow.time_sampling", self.time_sampling, ("uniform", "logit_normal"))
-        _check_choice("flow.coupling", self.coupling, ("independent", "ot"))
-        _check_choice("flow.dt_kind", self.dt_kind, ("l2", "cosine"))
-        _check_choice("flow.projector", self.projector, ("conv", "mlp"))
-        _check_choice("flow.adv_kind", self.adv_kind, ("hinge", "lsgan"))
-        _check_choice("flow.reference_source", self.reference_source, REFERENCE_SOURCES)
+        check_choice("flow.time_sampling", self.time_sampling, ("uniform", "logit_normal"))
+        check_choice("flow.coupling", self.coupling, ("independent", "ot"))
+        check_choice("flow.dt_kind", self.dt_kind, ("l2", "cosine"))
+        check_choice("flow.projector", self.projector, ("conv", "mlp"))
+        check_choice("flow.adv_kind", self.adv_kind, ("hinge", "lsgan"))
+        check_choice("flow.reference_source", self.reference_source, REFERENCE_SOURCES)
         if len(self.dt_weights) != 4 or min(self.dt_weights) < 0:
             raise ConfigError(f"flow.dt_weights={self.dt_weights} must be 4 non-negative weights (levels 0..3)")
         for name in ("cond_dropout", "class_ablation", "ref_dropout"):
@@ -203,73 +202,6 @@ class FlowConfig:
     def uses_reference(self) -> bool:
         """Whether the generator has the reference path of Eq. 6 (and so needs the teacher)."""
         return self.reference and self.reference_source != "none"
-
-
-@dataclass
-class Pix2PixHDConfig:
-    """pix2pixHD (Wang et al. 2018): GlobalGenerator [+ LocalEnhancer], N_D-scale PatchGAN, LSGAN + feature matching.
-
-    Defaults are the paper's, except ``n_downsample_global`` 4 -> 3 (our 64-256 px images, not 2048 x 1024).
-    ``ngf`` is the finest width; with ``local_enhancer`` the global generator runs at half size with 2 ngf
-    (pix2pixHD trains it with ngf=32). The VGG loss needs ``vgg_weights`` (a local torchvision VGG-19 file).
-    """
-
-    ngf: int = 64
-    n_downsample_global: int = 3
-    n_blocks_global: int = 9
-    local_enhancer: bool = False  # pix2pixHD's LocalEnhancer (one), for >= 256 px
-    n_blocks_local: int = 3
-    num_d: int = 2  # discriminator scales
-    feat_weight: float = 10.0  # lambda_feat of the discriminator feature-matching loss
-    vgg: bool = False  # VGG-19 perceptual loss (weight lambda_feat, as in pix2pixHD)
-    vgg_weights: str | None = None  # torchvision-layout vgg19 state dict (.pth or .safetensors)
-
-    def __post_init__(self) -> None:
-        if min(self.ngf, self.n_downsample_global, self.num_d) < 1 or min(self.n_blocks_global, self.n_blocks_local) < 0:
-            raise ConfigError("gan.pix2pixhd: ngf, n_downsample_global, num_d must be >= 1 and block counts >= 0")
-        if self.vgg and not self.vgg_weights:
-            raise ConfigError("gan.pix2pixhd.vgg=true needs gan.pix2pixhd.vgg_weights: a local VGG-19 weights file "
-                              "(nothing is downloaded); or leave the VGG loss off")
-
-
-@dataclass
-class MedGANConfig:
-    """MedGAN (Armanious et al. 2020): CasNet of U-blocks, 70 x 70 PatchGAN, perceptual + style + L1 losses.
-
-    Loss weights: lambda_1 (perceptual) = 20 and lambda_2 (style) = 1e-4 as in the paper's experiments;
-    ``l1_weight`` = 20 is the paper's pixel term (see ``meddtfm.training.gan``). Each U-block halves
-    the size ``depth`` times (the paper: 8 at 256 px, down to 1 x 1); widths are ngf * min(2^i, 8).
-    """
-
-    num_blocks: int = 6  # U-blocks in the CasNet cascade
-    depth: int = 5
-    ngf: int = 32
-    perceptual_weight: float = 20.0
-    style_weight: float = 1e-4
-    l1_weight: float = 20.0
-
-    def __post_init__(self) -> None:
-        if min(self.num_blocks, self.depth, self.ngf) < 1:
-            raise ConfigError("gan.medgan: num_blocks, depth and ngf must be >= 1")
-
-
-@dataclass
-class GANConfig:
-    """The Table 1 baselines (``meddtfm train --model pix2pixhd|medgan``) and what they share."""
-
-    pix2pixhd: Pix2PixHDConfig = field(default_factory=Pix2PixHDConfig)
-    medgan: MedGANConfig = field(default_factory=MedGANConfig)
-    adv_kind: str = "lsgan"  # hinge | lsgan
-    ndf: int = 64  # discriminator width
-    n_layers_d: int = 3  # PatchGAN layers (3: 70 x 70 receptive field)
-    caption_channels: int = 16  # broadcast caption-embedding map added to the mask input; 0: masks only
-    ema: bool = True  # sample, validate and export the EMA generator (train.ema_decay)
-    val_batches: int = 8  # validation L1 averaged over this many batches
-
-    def __post_init__(self) -> None:
-        _check_choice("gan.adv_kind", self.adv_kind, ("hinge", "lsgan"))
-        if min(self.ndf, self.n_layers_d, self.val_batches) < 1 or self.caption_channels < 0:
-            raise ConfigError("gan.ndf, gan.n_layers_d, gan.val_batches must be >= 1, gan.caption_channels >= 0")
 
 
 @dataclass
