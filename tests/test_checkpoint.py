@@ -1,13 +1,13 @@
 import pytest
 import torch
 
-from meddtfm.checkpoint import (CheckpointError, list_states, load_state, load_weights, rebuild, save_state,
-                                save_weights)
+from meddtfm.checkpoint import CheckpointError, list_states, load_state, load_weights, rebuild, save_state, save_weights
 
 
 def test_state_round_trip_and_rotation(tmp_path):
     for step in (1, 2, 3, 4):
-        save_state({"step": step, "w": torch.full((2,), float(step)), "rng": torch.get_rng_state()}, tmp_path, step, keep=2)
+        state = {"step": step, "w": torch.full((2,), float(step)), "rng": torch.get_rng_state()}
+        save_state(state, tmp_path, step, keep=2)
     states = list_states(tmp_path)
     assert [p.name for p in states] == ["step_0000003.pt", "step_0000004.pt"]
     state = load_state(states[-1])

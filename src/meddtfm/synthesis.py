@@ -26,8 +26,16 @@ from .config import DataConfig, GeneratorConfig
 from .data.errors import BadSampleError
 from .data.io import binary_mask, read_image
 from .data.transforms import resize_pair
-from .flow.sampling import (ConditionInputs, Guidance, ReferenceResult, SolverSpec, generate, lesion_region,
-                            reference_guided, seeded_noise)
+from .flow.sampling import (
+    ConditionInputs,
+    Guidance,
+    ReferenceResult,
+    SolverSpec,
+    generate,
+    lesion_region,
+    reference_guided,
+    seeded_noise,
+)
 from .flow.solver import SolverResult
 from .models.generator import VelocityNet, build_generator
 from .models.segmenters import load_teacher

@@ -11,13 +11,13 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from meddtfm.checkpoint import load_weights
 from meddtfm.cli.main import cli
 from meddtfm.cli.reproduce import _plan
 from meddtfm.evaluation.compare import state_as_weights
 from meddtfm.evaluation.figures import LABEL_H, MIN_TILE, PAD, grid_size
 from meddtfm.evaluation.report import format_number
 from meddtfm.evaluation.table1 import METHODS, load_preset, preset_names
-from meddtfm.checkpoint import load_weights
 
 LABELS = ["pix2pixHD", "MedGAN", "Ours (no DT)", "Med-DT-FM"]
 RUNS = ["teacher", "segmenter", "pix2pixhd", "medgan", "nodt", "meddtfm"]

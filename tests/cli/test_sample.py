@@ -22,8 +22,9 @@ from meddtfm.evaluation.metrics import masked_ssim
 from meddtfm.flow.sampling import lesion_region
 from meddtfm.synthesis import read_mask_file
 
-DATA = ["data.phantom_count=24", "data.val_fraction=0.2", "data.resolution=32", "data.batch_size=4", "data.num_workers=0",
-        "train.warmup_steps=1", "train.val_every=100", "train.checkpoint_every=100", "train.sample_every=100"]
+DATA = ["data.phantom_count=24", "data.val_fraction=0.2", "data.resolution=32", "data.batch_size=4",
+        "data.num_workers=0", "train.warmup_steps=1", "train.val_every=100", "train.checkpoint_every=100",
+        "train.sample_every=100"]
 GEN = ["generator.base_channels=8", "generator.cond_channels=[8,8,8,8]", "generator.text_dim=16",
        "generator.time_dim=16", "generator.num_res_blocks=1", "generator.attention_at_bottleneck=false",
        "generator.dropout=0.0", "flow.adv_weight=0", "flow.val_batches=1", "train.steps=3"]
@@ -185,7 +186,8 @@ def test_nifti_outputs_sit_on_the_source_grid(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("MEDDTFM_CACHE", str(tmp_path / "cache"))
     root = _brats(tmp_path / "brats")
     data = ["data.name=brats2021", f"data.root={root}", "data.modalities=[flair,t1ce]", "data.resolution=32",
-            "data.val_fraction=0.0", "data.test_fraction=0.0", "data.batch_size=2", "data.num_workers=0", "flow.dt_weights=[0,0,0,0]",
+            "data.val_fraction=0.0", "data.test_fraction=0.0", "data.batch_size=2", "data.num_workers=0",
+            "flow.dt_weights=[0,0,0,0]",
             "flow.reference=false", "train.warmup_steps=1", "train.val_every=100", "train.sample_every=100"]
     code, out = _run("train", *_sets(data, GEN), "--out", str(tmp_path / "run"))
     assert code == 0, out

@@ -161,8 +161,10 @@ def test_synthetic_slices_and_sample(root: Path) -> None:
     assert [r.slice_index for r in tumour.records] == [3, 4, 3, 4] and {r.label for r in tumour.records} == {"tumour"}
     assert tumour.records[0].caption == "brain MRI, necrotic core, edema, enhancing tumour"
     healthy = BraTSDataset(cfg(root, slices="healthy"), "all")
-    assert [r.slice_index for r in healthy.records][:4] == [1, 2, 5, 6] and healthy.records[0].caption == "brain MRI, no tumour"
-    assert len(BraTSDataset(cfg(root, slices="brain"), "all")) == 12 and len(BraTSDataset(cfg(root, slices="all"), "all")) == 16
+    assert [r.slice_index for r in healthy.records][:4] == [1, 2, 5, 6]
+    assert healthy.records[0].caption == "brain MRI, no tumour"
+    assert len(BraTSDataset(cfg(root, slices="brain"), "all")) == 12
+    assert len(BraTSDataset(cfg(root, slices="all"), "all")) == 16
     sample = tumour[0]
     assert sample["image"].shape == (2, 32, 32) and sample["mask"].shape == (3, 32, 32)
     assert sample["mask"].sum(0).max() == 1 and all(sample["mask"][k].sum() > 0 for k in range(3))

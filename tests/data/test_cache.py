@@ -2,8 +2,14 @@
 import numpy as np
 import pytest
 
-from meddtfm.data.cache import (cache_path, file_signature, load_cached, load_cached_arrays, save_cached,
-                                save_cached_arrays)
+from meddtfm.data.cache import (
+    cache_path,
+    file_signature,
+    load_cached,
+    load_cached_arrays,
+    save_cached,
+    save_cached_arrays,
+)
 
 
 @pytest.fixture(autouse=True)

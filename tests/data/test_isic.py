@@ -127,7 +127,8 @@ def test_missing_csv_row_raises_or_skips(tmp_path):
     root = _write_layout(tmp_path)
     csv = root / "ISIC_2019_Training_GroundTruth.csv"
     csv.write_text("\n".join(csv.read_text().splitlines()[:3]) + "\n")  # drops image 2
-    with pytest.raises(BadSampleError, match=r"ISIC_0000002\.jpg: image id ISIC_0000002 has no row in .*GroundTruth\.csv"):
+    with pytest.raises(BadSampleError,
+                       match=r"ISIC_0000002\.jpg: image id ISIC_0000002 has no row in .*GroundTruth\.csv"):
         ISICDataset(_cfg(root), "all")
     ds = ISICDataset(_cfg(root, on_bad_sample="skip"), "all")
     assert len(ds) == 2 and list(ds.skipped.reasons) == [str(_image(root, 2))]
@@ -158,7 +159,8 @@ def test_corrupt_or_truncated_jpeg(tmp_path, damage):
 def test_mask_size_mismatch(tmp_path):
     root = _write_layout(tmp_path)
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(_mask(root, 0))
-    with pytest.raises(BadSampleError, match=r"_segmentation\.png: mask size \(10, 10\) differs from image size \(30, 40\)"):
+    with pytest.raises(BadSampleError,
+                       match=r"_segmentation\.png: mask size \(10, 10\) differs from image size \(30, 40\)"):
         ISICDataset(_cfg(root), "all")[0]
 
 

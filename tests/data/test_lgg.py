@@ -8,8 +8,7 @@ import torch
 from PIL import Image
 
 from meddtfm.config import ConfigError, DataConfig
-from meddtfm.data import BadSampleError, build_dataset
-from meddtfm.data import lgg
+from meddtfm.data import BadSampleError, build_dataset, lgg
 from meddtfm.data.lgg import LGGDataset
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lgg" / "kaggle_3m"
@@ -45,7 +44,8 @@ def test_real_samples(real_all):
         s = real_all[index]
         assert s["image"].shape == (3, 64, 64) and -1 <= s["image"].min() < s["image"].max() <= 1
         assert s["mask"].shape == (1, 64, 64) and (s["mask"].sum() > 0) == has_lesion
-        assert s["caption"] == "brain MRI, lower-grade glioma, " + ("FLAIR abnormality" if has_lesion else "no FLAIR abnormality")
+        finding = "FLAIR abnormality" if has_lesion else "no FLAIR abnormality"
+        assert s["caption"] == "brain MRI, lower-grade glioma, " + finding
     flair = LGGDataset(_cfg(REAL, slices="tumour", modalities=["flair"]), "all")
     s = flair[0]
     assert flair.channel_names == ("flair",) and s["image"].shape == (1, 64, 64)
@@ -80,7 +80,8 @@ def synthetic(tmp_path, monkeypatch) -> Path:
     """Patient A in PNG (tumour, healthy, empty slices 1-3), patient B in TIFF (tumour, healthy slices 1-2)."""
     monkeypatch.setenv("MEDDTFM_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "kaggle_3m"
-    for patient, suffix, kinds in ((PATIENT_A, ".png", ("tumour", "healthy", "empty")), (PATIENT_B, ".tif", ("tumour", "healthy"))):
+    for patient, suffix, kinds in ((PATIENT_A, ".png", ("tumour", "healthy", "empty")),
+                                   (PATIENT_B, ".tif", ("tumour", "healthy"))):
         (root / patient).mkdir(parents=True)
         for n, kind in enumerate(kinds, start=1):
             _slice(root / patient, n, kind, suffix)

@@ -8,6 +8,7 @@ from meddtfm.config import ConfigError, DataConfig
 from meddtfm.data import build_dataset
 from meddtfm.data.base import Record
 from meddtfm.data.references import attach_references, choose_references
+
 from ..conftest import shared_dataset
 
 
@@ -54,7 +55,8 @@ def test_source_must_fit_the_dataset():
 def test_real_lgg_references_are_other_slices_of_the_same_patient(tmp_path, monkeypatch):
     root = shared_dataset("lgg/kaggle_3m")
     monkeypatch.setenv("MEDDTFM_CACHE", str(tmp_path))
-    train = build_dataset(DataConfig(name="lgg", root=str(root), resolution=32, slices="tumour", augment=False), "train")
+    cfg = DataConfig(name="lgg", root=str(root), resolution=32, slices="tumour", augment=False)
+    train = build_dataset(cfg, "train")
     chosen = attach_references(train, "other_slice").chosen
     got = [(t, chosen[t.sample_id]) for t in train.records if chosen[t.sample_id] is not None]
     assert len(got) > 0.9 * len(train)

@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from meddtfm.checkpoint import save_weights
 from meddtfm.config import DataConfig, EncoderConfig, to_dict
 from meddtfm.models.segmenters import build_segmenter
-from meddtfm.checkpoint import save_weights
 
 
 def segmenter_checkpoint(path: Path, channel_names: Sequence[str], class_names: Sequence[str],

@@ -7,8 +7,18 @@ import pytest
 import torch
 
 from meddtfm.config import GeneratorConfig
-from meddtfm.flow.sampling import (ConditionInputs, Guidance, GuidedVelocity, SolverSpec, generate, invert,
-                                   lesion_region, reference_guided, sample_seed, seeded_noise)
+from meddtfm.flow.sampling import (
+    ConditionInputs,
+    Guidance,
+    GuidedVelocity,
+    SolverSpec,
+    generate,
+    invert,
+    lesion_region,
+    reference_guided,
+    sample_seed,
+    seeded_noise,
+)
 from meddtfm.models.generator import VelocityNet, build_generator
 from meddtfm.models.text import CaptionTokenizer
 from meddtfm.models.ukan import UKAN, FrozenTeacher

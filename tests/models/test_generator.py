@@ -6,8 +6,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from meddtfm.models.cond import Condition
 from meddtfm.config import GeneratorConfig
+from meddtfm.models.cond import Condition
 from meddtfm.models.generator import BridgeModule, VelocityNet, build_generator
 
 VOCAB, REF = 20, 12

@@ -39,7 +39,7 @@ def _free_port() -> int:
 def teacher(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A U-KAN teacher trained for 2 steps on the tiny phantoms: ``encoder.checkpoint`` for distillation."""
     out = tmp_path_factory.mktemp("teacher")
-    result = CliRunner().invoke(cli, ["pretrain-encoder", *_sets(DATA, ["encoder.widths=[4,8,16,24,32]", "train.steps=2"]),
-                                      "--out", str(out)])
+    sets = _sets(DATA, ["encoder.widths=[4,8,16,24,32]", "train.steps=2"])
+    result = CliRunner().invoke(cli, ["pretrain-encoder", *sets, "--out", str(out)])
     assert result.exit_code == 0, result.output
     return str(out / "best.safetensors")

@@ -40,8 +40,9 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert single.returncode == 0, single.stderr[-2000:]
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
                           "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-                          f"--log-dir={tmp_path / 'logs'}", "--redirects=3", "-m", "meddtfm", *ARGS, "--set", "data.batch_size=2",
-                          "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=240)
+                          f"--log-dir={tmp_path / 'logs'}", "--redirects=3", "-m", "meddtfm", *ARGS,
+                          "--set", "data.batch_size=2", "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=env, timeout=240)
     assert ddp.returncode == 0, ddp.stderr[-1000:] + _rank_logs(tmp_path / "logs")
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert len(one) == len(two) == 4

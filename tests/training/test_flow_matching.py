@@ -8,8 +8,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from meddtfm.cli.main import cli
 from meddtfm.checkpoint import load_weights
+from meddtfm.cli.main import cli
 
 from .conftest import DATA, GEN, _free_port, _losses, _sets
 
@@ -57,7 +57,8 @@ def _cli_args(out, teacher, steps):
 
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, teacher):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = subprocess.run(_cli_args(tmp_path / "full", teacher, 8), env=env, capture_output=True, text=True, timeout=300)
+    full = subprocess.run(_cli_args(tmp_path / "full", teacher, 8), env=env, capture_output=True, text=True,
+                          timeout=300)
     assert full.returncode == 0, full.stderr[-2000:]
     killed = subprocess.Popen(_cli_args(tmp_path / "killed", teacher, 8), env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -67,7 +68,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, teacher):
         time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    resumed = subprocess.run(_cli_args(tmp_path / "killed", teacher, 8), env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(_cli_args(tmp_path / "killed", teacher, 8), env=env, capture_output=True, text=True,
+                             timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from" in resumed.stderr
     for name in ("loss/fm", "loss/dt", "loss/adv_d"):

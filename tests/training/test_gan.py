@@ -6,12 +6,12 @@ import torch
 from click.testing import CliRunner
 from omegaconf import OmegaConf
 
+from meddtfm.checkpoint import load_state, load_weights
 from meddtfm.cli.main import cli
 from meddtfm.config import GANConfig, load_config
 from meddtfm.data import build_dataset
 from meddtfm.models.discriminator import MultiScalePatchGAN
 from meddtfm.models.text import CaptionTokenizer
-from meddtfm.checkpoint import load_state, load_weights
 from meddtfm.training.distributed import DistEnv
 from meddtfm.training.gan import GANTask, build_baseline, load_baseline
 from meddtfm.training.losses import discriminator_feature_loss, gram_matrix, style_loss
@@ -143,6 +143,7 @@ def test_discriminators_follow_the_papers():
     env = DistEnv(0, 1, torch.device("cpu"))
     for model, scales in (("pix2pixhd", 2), ("medgan", 1)):
         task = GANTask(cfg, data, env, model)
-        assert isinstance(task.nets["discriminator"], MultiScalePatchGAN) and len(task.nets["discriminator"].nets) == scales
+        disc = task.nets["discriminator"]
+        assert isinstance(disc, MultiScalePatchGAN) and len(disc.nets) == scales
         assert [p.name for p in task.phases()] == ["generator", "discriminator"] and task.ema_net == "generator"
     assert GANConfig().adv_kind == "lsgan" and GANConfig().pix2pixhd.feat_weight == 10

@@ -41,8 +41,8 @@ def test_more_steps_and_other_bookkeeping_resume(tmp_path, caplog):
 
 def test_turning_distillation_on_over_a_no_dt_run_is_a_clean_error(tmp_path, teacher):
     def run(*extra):
-        return CliRunner().invoke(cli, ["train", *_sets(DATA, GEN, ["train.steps=2", f"encoder.checkpoint={teacher}",
-                                                                    "flow.adv_weight=0", *extra]), "--out", str(tmp_path)])
+        sets = _sets(DATA, GEN, ["train.steps=2", f"encoder.checkpoint={teacher}", "flow.adv_weight=0", *extra])
+        return CliRunner().invoke(cli, ["train", *sets, "--out", str(tmp_path)])
 
     assert run("flow.dt_weights=[0,0,0,0]").exit_code == 0
     result = run("flow.dt_weights=[0.5,0.5,0.5,0.5]", "train.steps=3")

@@ -107,10 +107,10 @@ def evaluate(cfg: Config, out: Path, real: str | None, fake: tuple[str, ...], ma
     Mode A: --real DIR --fake DIR [--fake DIR ...] [--masks DIR]. Mode B: --checkpoint FILE --split test
     --seeds 0,1,2 [--mode noise|reference]. Each --fake folder or seed is one run; the table gives mean +- std.
     """
+    from ..checkpoint import CheckpointError
     from ..data.errors import BadSampleError
     from ..evaluation.consistency import SegmenterError
     from ..evaluation.inception import InceptionWeightsError
-    from ..checkpoint import CheckpointError
 
     if (checkpoint is None and not (real and fake)) or (checkpoint and (real or fake or masks)):
         raise click.UsageError("give either --real DIR --fake DIR (mode A) or --checkpoint FILE (mode B)")

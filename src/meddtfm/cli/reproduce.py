@@ -201,8 +201,8 @@ def _val_fm(metrics_csv: Path) -> list[tuple[float, float]]:
 def _convergence(plan: Plan, preset: Preset, metrics: tuple[str, ...], missing: dict[str, str], scratch: Path,
                  device) -> tuple[dict[str, list], str, str]:
     """Curves of Med-DT-FM and no DT: validation FRD at each kept checkpoint, else the logged validation L_FM."""
-    from ..evaluation.compare import Scorer, checkpoint_frd, state_as_weights
     from ..checkpoint import list_states
+    from ..evaluation.compare import Scorer, checkpoint_frd, state_as_weights
 
     flows = {"Med-DT-FM": plan.methods["meddtfm"], "Ours (no DT)": plan.methods["nodt"]}
     n = preset.convergence_frd_images

@@ -238,9 +238,9 @@ def _ssim_outside(unblended: torch.Tensor | None, loaded: list[dict], refs: list
 @click.option("--batch-size", type=int, default=8, show_default=True)
 def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts) -> None:
     """Synthesise images for masks and/or captions; write PNGs, grid.png, NIfTI (BraTS) and manifest.csv to OUT."""
+    from ..checkpoint import CheckpointError
     from ..flow.sampling import Guidance, SolverSpec, sample_seed
     from ..synthesis import Synthesizer, load_generator, training_data_config
-    from ..checkpoint import CheckpointError
     from ..training.distributed import pick_device
     from ..viz import overlay, save_grid, to_rgb
 

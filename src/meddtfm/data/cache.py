@@ -62,7 +62,10 @@ def save_cached(kind: str, key: dict, value: Any) -> bool:
 
 
 def load_cached_arrays(kind: str, key: dict, names: Iterable[str]) -> dict[str, np.ndarray] | None:
-    """Read-only memory maps of the arrays ``names`` saved for ``(kind, key)``; None when any is missing or unreadable."""
+    """Read-only memory maps of the arrays ``names`` saved for ``(kind, key)``.
+
+    None when any is missing or unreadable.
+    """
     folder = cache_path(kind, key)
     try:
         return {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in names}

@@ -20,8 +20,17 @@ from pathlib import Path
 
 from ..config import DataConfig
 from .base import Decoded, MedicalDataset, Record
-from .common import (IMAGE_SUFFIXES, by_stem, data_root, list_images, read_binary_mask, read_channels, read_csv,
-                     read_label_mask, report_bad)
+from .common import (
+    IMAGE_SUFFIXES,
+    by_stem,
+    data_root,
+    list_images,
+    read_binary_mask,
+    read_channels,
+    read_csv,
+    read_label_mask,
+    report_bad,
+)
 from .errors import BadSampleError
 from .io import read_image
 

@@ -55,7 +55,8 @@ def inspect_dataset(cfg: Config, out: Path, grid_size: int = 16, limit: int = 0)
     summary: dict = {
         "dataset": data_cfg.name, "root": data_cfg.root, "resolution": data_cfg.resolution,
         "channels": list(first.channel_names), "classes": list(first.class_names),
-        "splits": {s: {"samples": len(ds), "subjects": len({r.subject_id for r in ds.records})} for s, ds in splits.items()},
+        "splits": {s: {"samples": len(ds), "subjects": len({r.subject_id for r in ds.records})}
+                   for s, ds in splits.items()},
     }
     n_ch, n_cls = first.num_channels, first.num_classes
     ch_sum, ch_sq = np.zeros(n_ch), np.zeros(n_ch)

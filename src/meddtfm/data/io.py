@@ -80,5 +80,6 @@ def binary_mask(array: np.ndarray, path: str | Path) -> np.ndarray:
     values = np.unique(array)
     top = 1 if values.max(initial=0) <= 1 else 255
     if not np.isin(values, (0, top)).all():
-        raise BadSampleError(path, f"mask is not binary: values {values[:8].tolist()}{'...' if values.size > 8 else ''}")
+        more = "..." if values.size > 8 else ""
+        raise BadSampleError(path, f"mask is not binary: values {values[:8].tolist()}{more}")
     return array == top

@@ -93,7 +93,8 @@ class ISICDataset(MedicalDataset):
                 continue
             diagnosis = diagnoses[image_id]
             if diagnosis is None:
-                problem = f"row {image_id} of {csv} is not one-hot over {', '.join(DIAGNOSES)} (exactly one 1, the rest 0)"
+                problem = (f"row {image_id} of {csv} is not one-hot over {', '.join(DIAGNOSES)} "
+                           "(exactly one 1, the rest 0)")
                 report_bad(self, BadSampleError(path, problem))
                 continue
             meta = metadata.get(image_id, {})

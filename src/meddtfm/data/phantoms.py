@@ -60,7 +60,8 @@ def _blob(y: np.ndarray, x: np.ndarray, cy: float, cx: float, radius: float, rng
     return r / (radius * np.clip(border, 0.4, None))
 
 
-def mri_phantom(rng: np.random.Generator, size: int, sequences: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mri_phantom(rng: np.random.Generator, size: int,
+                sequences: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One subject: healthy ``C x S x S``, tumour ``C x S x S`` (both in [-1, 1]), label map ``S x S``.
 
     The label map uses BraTS values: 1 NCR, 2 ED, 4 ET.
@@ -149,7 +150,8 @@ class PhantomDataset(MedicalDataset):
         if cfg.phantom_kind == "mri":
             unknown = sorted(set(cfg.modalities) - set(MRI_SEQUENCES))
             if unknown:
-                raise ConfigError(f"data.modalities: unknown MRI phantom sequences {unknown}; choose from {MRI_SEQUENCES}")
+                raise ConfigError(f"data.modalities: unknown MRI phantom sequences {unknown}; "
+                                  f"choose from {MRI_SEQUENCES}")
             self.channel_names = tuple(cfg.modalities) or MRI_SEQUENCES
             self.class_names = ("NCR", "ED", "ET") + (("WT",) if cfg.whole_tumour else ())
             wanted = {"tumour": (1,), "healthy": (0,), "brain": (0, 1), "all": (0, 1)}[cfg.slices]

@@ -41,7 +41,8 @@ def paired_augmentation() -> Compose:
     ])
 
 
-def augment(transform: Compose, image: torch.Tensor, mask: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(transform: Compose, image: torch.Tensor, mask: torch.Tensor,
+            seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply ``transform`` with its randomness fixed by ``seed`` (same seed, same augmentation)."""
     transform.set_random_state(seed=seed)
     out = transform({"image": image + 1.0, "mask": mask})  # shift so zero padding lands on -1

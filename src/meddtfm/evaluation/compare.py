@@ -16,10 +16,10 @@ import torch
 from torch.utils.data import DataLoader, Subset, default_collate
 from tqdm import tqdm
 
+from ..checkpoint import CheckpointError, load_state, load_weights, save_weights
 from ..config import DataConfig
 from ..data import build_dataset
 from ..data.base import MedicalDataset
-from ..checkpoint import CheckpointError, load_state, load_weights, save_weights
 from ..viz import mask_to_rgb, to_rgb
 from .consistency import load_eval_segmenter
 from .generation import generated_batches, load_generate

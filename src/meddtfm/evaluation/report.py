@@ -50,7 +50,8 @@ def markdown_table(summary: Mapping[str, Mapping[str, Any]], reference: Mapping[
     lines = [f"| metric | {head} | real (reference) |", "|---|---|---|"]
     for name in list(summary) + [k for k in reference if k not in summary]:
         s = summary.get(name)
-        cell = "" if s is None else format_number(s["mean"]) + (f" ± {format_number(s['std'])}" if s["std"] is not None else "")
+        spread = f" ± {format_number(s['std'])}" if s is not None and s["std"] is not None else ""
+        cell = "" if s is None else format_number(s["mean"]) + spread
         lines.append(f"| {name} | {cell} | {format_number(reference.get(name))} |")
     return "\n".join(lines)
 

@@ -22,7 +22,6 @@ as extra condition channels next to ``C_0``; without a reference a learned null 
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn

@@ -66,7 +66,8 @@ class CasNet(MaskToImage):
         super().__init__(image_channels, mask_classes, text, caption_channels, 2**cfg.depth)
         self.cfg = cfg
         self.blocks = nn.ModuleList(
-            UBlock(mask_classes + self.caption_channels if i == 0 else image_channels, image_channels, cfg.ngf, cfg.depth)
+            UBlock(mask_classes + self.caption_channels if i == 0 else image_channels, image_channels, cfg.ngf,
+                   cfg.depth)
             for i in range(cfg.num_blocks)
         )
         self.apply(init_weights)

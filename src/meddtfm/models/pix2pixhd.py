@@ -144,10 +144,12 @@ class Pix2PixHDGenerator(MaskToImage):
         super().__init__(image_channels, mask_classes, text, caption_channels, 2 ** (cfg.n_downsample_global + local))
         self.cfg, k, cc, ngf, g = cfg, mask_classes, self.caption_channels, cfg.ngf, cfg.ngf * 2**local
         self.global_stem = Stem(k, g, cc)
-        self.global_body = global_body(image_channels, g, cfg.n_downsample_global, cfg.n_blocks_global, output=not local)
+        self.global_body = global_body(image_channels, g, cfg.n_downsample_global, cfg.n_blocks_global,
+                                       output=not local)
         if local:
             self.local_stem = Stem(k, ngf, cc)
-            self.local_down = nn.Sequential(nn.Conv2d(ngf, 2 * ngf, 3, stride=2, padding=1), norm(2 * ngf), nn.ReLU(True))
+            self.local_down = nn.Sequential(nn.Conv2d(ngf, 2 * ngf, 3, stride=2, padding=1), norm(2 * ngf),
+                                            nn.ReLU(True))
             self.local_up = nn.Sequential(
                 *[ResnetBlock(2 * ngf) for _ in range(cfg.n_blocks_local)],
                 nn.ConvTranspose2d(2 * ngf, ngf, 3, stride=2, padding=1, output_padding=1), norm(ngf), nn.ReLU(True),

@@ -21,7 +21,8 @@ def build_segmenter(cfg: EncoderConfig, in_channels: int, num_classes: int) -> n
     if cfg.model == "ukan":
         return UKAN(in_channels, num_classes, widths=cfg.widths, kan_grid_size=cfg.kan_grid_size,
                     kan_spline_order=cfg.kan_spline_order, drop_path=cfg.drop_path)
-    return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=num_classes, features=tuple(cfg.unet_features))
+    return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=num_classes,
+                     features=tuple(cfg.unet_features))
 
 
 def load_segmenter(path: str | Path) -> tuple[nn.Module, dict]:

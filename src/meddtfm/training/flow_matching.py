@@ -66,7 +66,8 @@ class MedDTFMTask:
         self.channel_names, self.class_names = dataset.channel_names, dataset.class_names
         captions = [r.caption for r in dataset.records if r.caption]
         self.tokenizer = CaptionTokenizer.fit(captions, max_vocab=cfg.generator.vocab_size) if captions else None
-        gen_cfg = cfg.generator if self.tokenizer else type(cfg.generator)(**{**to_dict(cfg.generator), "vocab_size": 0})
+        no_text = {**to_dict(cfg.generator), "vocab_size": 0}
+        gen_cfg = cfg.generator if self.tokenizer else type(cfg.generator)(**no_text)
         ref_ch = teacher.feature_channels[0] if (teacher is not None and fc.uses_reference) else 0
         generator = build_generator(gen_cfg, dataset.num_channels, dataset.num_classes, ref_ch)
         self.nets = nn.ModuleDict({"generator": generator})
@@ -89,7 +90,8 @@ class MedDTFMTask:
         trains = ["generator"] + (["projectors"] if "projectors" in self.nets else [])
         phases = [Phase("generator", trains, self.generator_loss)]
         if "discriminator" in self.nets:
-            phases.append(Phase("discriminator", ["discriminator"], self.discriminator_loss, self.cfg.flow.adv_start_step))
+            phases.append(Phase("discriminator", ["discriminator"], self.discriminator_loss,
+                                self.cfg.flow.adv_start_step))
         return phases
 
     def _draws(self, x1: Tensor, step: int) -> dict[str, Tensor]:

@@ -36,6 +36,7 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from ..checkpoint import CheckpointError, load_weights
 from ..config import Config, GANConfig, to_dict
 from ..data.base import MedicalDataset
 from ..models.discriminator import MultiScalePatchGAN
@@ -43,7 +44,6 @@ from ..models.medgan import CasNet
 from ..models.pix2pixhd import MaskToImage, Pix2PixHDGenerator, VGGLoss
 from ..models.text import CaptionTokenizer
 from ..viz import save_sample_grid
-from ..checkpoint import CheckpointError, load_weights
 from .distributed import DistEnv, head_of, to_device
 from .loop import Nets, Phase
 from .losses import AdversarialLoss, discriminator_feature_loss, style_loss

@@ -23,10 +23,10 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..checkpoint import list_states, load_state, save_state, save_weights
 from ..config import Config, to_dict
 from ..data.base import MedicalDataset, loader_workers, usable_cpus
-from ..checkpoint import list_states, load_state, save_state, save_weights
-from .distributed import DistEnv, ShardedSampler, any_rank, to_device, batches_per_epoch, mean_across_ranks
+from .distributed import DistEnv, ShardedSampler, any_rank, batches_per_epoch, mean_across_ranks, to_device
 from .logs import MetricLogger
 from .resume import check_resume
 
@@ -210,7 +210,7 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
                     if not torch.isfinite(loss):
                         raise TrainingDiverged(
                             f"{phase.name} loss is {loss.item()} at step {step} ({terms}); training stopped. "
-                            f"The last good checkpoint is {list_states(ckpt_dir)[-1] if list_states(ckpt_dir) else 'none'}.")
+                            f"The last good checkpoint is {(list_states(ckpt_dir) or ['none'])[-1]}.")
                     (loss / len(micro)).backward()
                 for k, v in terms.items():
                     logs[k] = logs.get(k, 0.0) + v / len(micro)
@@ -228,7 +228,8 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
         step += 1
         step_seconds += time.perf_counter() - tick
         bar.update(1)
-        done = step >= tc.steps or any_rank(tc.max_minutes > 0 and time.monotonic() - started >= 60 * tc.max_minutes, env)
+        out_of_time = tc.max_minutes > 0 and time.monotonic() - started >= 60 * tc.max_minutes
+        done = step >= tc.steps or any_rank(out_of_time, env)
         # Log, validate, snapshot, checkpoint.
         if step % tc.log_every == 0 or done:
             logs = mean_across_ranks(logs, env)
@@ -245,7 +246,8 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
                 if math.isfinite(value) and (best is None or (value > best if mode == "max" else value < best)):
                     best = value
                     if env.is_main:
-                        save_weights(eval_nets[task.ema_net or next(iter(task.nets))].state_dict(), out / "best.safetensors",
+                        save_weights(eval_nets[task.ema_net or next(iter(task.nets))].state_dict(),
+                                     out / "best.safetensors",
                                      {**task.export_config(), "step": step, task.best_metric[0]: value})
         if env.is_main and (step % tc.sample_every == 0 or done):
             task.snapshot(eval_nets, step, out)

@@ -127,7 +127,8 @@ def gram_matrix(features: Tensor) -> Tensor:
     return flat @ flat.transpose(1, 2) / (h * w * d)
 
 
-def style_loss(real: list[list[Tensor]], fake: list[list[Tensor]], layer_weights: float | Sequence[float] = 1.0) -> Tensor:
+def style_loss(real: list[list[Tensor]], fake: list[list[Tensor]],
+               layer_weights: float | Sequence[float] = 1.0) -> Tensor:
     """Gram-matrix style loss on hidden feature maps (logits excluded), as in MedGAN (there on VGG-19 features):
     ``L_style = mean_s sum_j lambda_sj ||Gr_j(y) - Gr_j(G(m))||_F^2 / (4 d_j^2)``, averaged over the batch.
 

@@ -32,12 +32,14 @@ class SegmentationTask:
     def __init__(self, cfg: Config, dataset: MedicalDataset) -> None:
         self.cfg = cfg
         self.channel_names, self.class_names = dataset.channel_names, dataset.class_names
-        self.nets = nn.ModuleDict({"segmenter": build_segmenter(cfg.encoder, dataset.num_channels, dataset.num_classes)})
+        segmenter = build_segmenter(cfg.encoder, dataset.num_channels, dataset.num_classes)
+        self.nets = nn.ModuleDict({"segmenter": segmenter})
         self.criterion = SegmentationLoss(cfg.encoder.dice_weight, cfg.encoder.ce_weight)
         self._preview: dict | None = None
 
     def phases(self) -> list[Phase]:
-        return [Phase("segmenter", ["segmenter"], self.loss, module_lr_scales={KANLinear: self.cfg.encoder.kan_lr_scale})]
+        scales = {KANLinear: self.cfg.encoder.kan_lr_scale}
+        return [Phase("segmenter", ["segmenter"], self.loss, module_lr_scales=scales)]
 
     def loss(self, nets: Nets, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
         """Dice + BCE over the samples that have a mask (zero, with a graph, when none has)."""
