@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..config import Config
+from ..flow.solver import SOLVERS
 from .common import run_options
 
 if TYPE_CHECKING:
@@ -76,8 +77,8 @@ def _requirements(metrics: tuple[str, ...], segmenter: str | None, inception: st
 @click.option("--seeds", default="0", show_default=True, callback=_seeds, help="Mode B: sampling seeds, e.g. 0,1,2.")
 @click.option("--mode", "sample_mode", type=click.Choice(["noise", "reference"]), default="noise", show_default=True,
               help="Mode B: noise-based (Eq. 7) or reference-guided (Eq. 6, anatomy of the next sample) synthesis.")
-@click.option("--solver", type=click.Choice(["euler", "midpoint", "heun", "rk4", "dopri5"]), default="heun",
-              show_default=True, help="Mode B: ODE solver (as in `meddtfm sample`).")
+@click.option("--solver", type=click.Choice(SOLVERS.names()), default="heun", show_default=True,
+              help=f"Mode B: ODE solver (as in `meddtfm sample`): {SOLVERS.describe()}.")
 @click.option("--nfe", type=int, default=8, show_default=True,
               help="Mode B: velocity evaluations per integration (heun: 2 per step, so 8 is 4 steps; reference mode "
                    "adds as many for the inversion).")

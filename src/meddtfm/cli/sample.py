@@ -32,6 +32,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..config import Config, DataConfig, save_config
+from ..flow.solver import SOLVERS
 from .common import run_options
 
 if TYPE_CHECKING:
@@ -223,12 +224,11 @@ def _ssim_outside(unblended: torch.Tensor | None, loaded: list[dict], refs: list
 @click.option("--blend-dilation", type=int, default=None,
               help="Reference mode: keep the reference outside the new lesion dilated by N px (default: no blending); "
                    "the manifest's SSIM outside the lesion is then scored on the unblended output (one more pass).")
-@click.option("--solver", type=click.Choice(["euler", "midpoint", "heun", "rk4", "dopri5"]), default="heun",
-              show_default=True)
+@click.option("--solver", type=click.Choice(SOLVERS.names()), default="heun", show_default=True,
+              help=f"ODE solver: {SOLVERS.describe()}.")
 @click.option("--nfe", type=int, default=8, show_default=True,
-              help="Velocity evaluations per integration, a multiple of the solver's evaluations per step (euler 1, "
-                   "midpoint and heun 2, rk4 4: --nfe 8 is 4 Heun steps; dopri5: adaptive). --start invert adds as "
-                   "many for the inversion.")
+              help="Velocity evaluations per integration, a multiple of the solver's evaluations per step (--nfe 8 is "
+                   "4 Heun steps; an adaptive solver picks its own). --start invert adds as many for the inversion.")
 @click.option("--time-grid", type=click.Choice(["uniform", "shifted"]), default="uniform", show_default=True)
 @click.option("--shift", type=float, default=3.0, show_default=True, help="Shifted grid: s > 1 puts steps near t = 1.")
 @click.option("--cfg", "cfg_mask", type=float, default=2.0, show_default=True,
@@ -276,7 +276,7 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
         if reference and opts["start"] == "invert" and opts["num_per_condition"] > 1:
             click.echo("note: --start invert is deterministic; samples of a condition differ only with --start noise",
                        err=True)
-        batch_size = 1 if spec.method == "dopri5" else opts["batch_size"]  # its step control couples a batch
+        batch_size = 1 if SOLVERS[spec.method].adaptive else opts["batch_size"]  # its step control couples a batch
         grid, manifest = [], []
         with tqdm(total=len(jobs), desc=f"sampling ({opts['mode']}, {spec.method}, NFE {spec.nfe})", unit="img") as bar:
             for i in range(0, len(jobs), batch_size):
