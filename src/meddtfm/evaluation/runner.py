@@ -39,6 +39,8 @@ DICE_NOTE = ("Dice/IoU: evaluation U-Net, sigmoid > 0.5, mean over images. dice_
              "faithfulness measure: per class over the images whose mask has it, the mean over the classes some mask "
              "has; dice/ and iou/: every image with a mask, a class absent from it scoring 1 if not predicted, else 0. "
              "'real (reference)' = the same segmenter on the real images (the ceiling)")
+PAIRED_NOTE = ("SSIM, MS-SSIM, PSNR: over the paired images only (paired/pairs per run); in noise mode an image pairs "
+               "with the real image whose own mask conditioned it")
 
 
 @dataclass
@@ -106,8 +108,7 @@ class PairedScores(RunMetric):
             raise ValueError(f"run {label}: no synthetic image has a real counterpart for the paired metrics")
         out = self.paired.compute()
         out["paired/pairs"] = self.paired.count
-        notes = [*self.paired.notes, "SSIM, MS-SSIM, PSNR: over the paired images only (paired/pairs per run); in "
-                                     "noise mode an image pairs with the real image whose own mask conditioned it"]
+        notes = [*self.paired.notes, PAIRED_NOTE]
         if self.averaged is not None:
             k = self.average_of
             out.update({average_key(key, k): v for key, v in self.averaged.compute().items()})
@@ -151,8 +152,8 @@ class FIDScore(RunMetric):
 
     def compute(self, real: ImageSet, fake: ImageSet, label: str) -> tuple[dict[str, float], list[str]]:
         out = fid_kid(real, fake)
-        notes = [f"FID/KID: FID InceptionV3 pool features; {real.count} real vs {fake.count} synthetic images (FID is "
-                 "biased upwards for small sets: compare at equal sizes only)"]
+        notes = [(f"FID/KID: FID InceptionV3 pool features; {real.count} real vs {fake.count} synthetic images "
+                  "(FID is biased upwards for small sets: compare at equal sizes only)")]
         if not self.setup.inception.reference_weights:
             notes.append("WARNING: the InceptionV3 weights file is not the published one (sha256 prefix differs): "
                          "FID/KID values are not comparable with published values")

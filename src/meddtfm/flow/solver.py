@@ -11,8 +11,9 @@ rejected steps. Gradients are not switched off: wrap sampling in ``torch.no_grad
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
