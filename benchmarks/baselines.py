@@ -90,11 +90,11 @@ def build(model: str, resolution: int, batch_size: int) -> dict:
                              f"data.batch_size={batch_size}", "flow.adv_weight=0"])
     torch.manual_seed(cfg.seed)
     data = build_dataset(cfg.data, "train", cfg.seed)
-    batch = next(iter(DataLoader(data, batch_size=batch_size)))
     kind = GENERATORS[model]
     teacher = (FrozenTeacher(build_segmenter(cfg.encoder, data.num_channels, data.num_classes))
                if kind.uses_teacher(cfg) else None)
-    task = kind.build(cfg, data, ENV, teacher)
+    task = kind.build(cfg, data, ENV, teacher)  # before loading: Med-DT-FM attaches the references to ``data``
+    batch = next(iter(DataLoader(data, batch_size=batch_size)))
     step, ema = trainer(task, cfg)
     count = {n: sum(p.numel() for p in net.parameters()) / 1e6 for n, net in task.nets.items()}
     return {"step": step, "sample": sampler(model, task, ema), "batch": batch, "i": 0, "train_s": [], "sample_s": [],
