@@ -37,19 +37,19 @@ from meddtfm.flow import integrate
 from meddtfm.models.segmenters import build_segmenter
 from meddtfm.models.ukan import FrozenTeacher
 from meddtfm.training.distributed import DistEnv
-from meddtfm.training.flow_matching import MedDTFMTask
-from meddtfm.training.gan import GANTask
+from meddtfm.training.tasks import GENERATORS
 
-MODELS = ("pix2pixhd", "medgan", "meddtfm")
+MODELS = GENERATORS.names()
 ENV = DistEnv(0, 1, torch.device("cpu"))
 
 
 def trainer(task, cfg: Config) -> tuple[Callable[[dict, int], None], nn.Module]:
     """``step(batch, i)``: one training iteration as ``loop.train`` runs it; and the EMA generator."""
-    tc, phases = cfg.train, task.phases()
+    train_cfg, phases = cfg.train, task.phases()
     params = {p.name: [q for n in p.trains for q in task.nets[n].parameters()] for p in phases}
-    optims = {p.name: torch.optim.Adam(params[p.name], lr=tc.lr, betas=tuple(tc.betas)) for p in phases}
-    ema = AveragedModel(task.nets[task.ema_net], multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True)
+    optims = {p.name: torch.optim.Adam(params[p.name], lr=train_cfg.lr, betas=tuple(train_cfg.betas)) for p in phases}
+    ema = AveragedModel(task.nets[task.ema_net], multi_avg_fn=get_ema_multi_avg_fn(train_cfg.ema_decay),
+                        use_buffers=True)
     nets = dict(task.nets.items())
 
     def step(batch: dict, i: int) -> None:
@@ -61,7 +61,7 @@ def trainer(task, cfg: Config) -> tuple[Callable[[dict, int], None], nn.Module]:
             optims[phase.name].zero_grad(set_to_none=True)
             loss, _ = phase.loss(nets, batch, i)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params[phase.name], tc.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params[phase.name], train_cfg.grad_clip)
             optims[phase.name].step()
         for net in task.nets.values():
             net.requires_grad_(True)
@@ -73,7 +73,7 @@ def trainer(task, cfg: Config) -> tuple[Callable[[dict, int], None], nn.Module]:
 def sampler(model: str, task, gen: nn.Module) -> Callable[[dict], torch.Tensor]:
     """``sample(batch) -> images``: one pass for a baseline; 8 Heun steps (NFE 16) for Med-DT-FM."""
     gen.eval()
-    if model != "meddtfm":
+    if GENERATORS[model].deterministic:
         return lambda batch: gen.generate(*task.inputs(batch))
 
     @torch.no_grad()
@@ -90,17 +90,16 @@ def build(model: str, resolution: int, batch_size: int) -> dict:
                              f"data.batch_size={batch_size}", "flow.adv_weight=0"])
     torch.manual_seed(cfg.seed)
     data = build_dataset(cfg.data, "train", cfg.seed)
+    kind = GENERATORS[model]
+    teacher = (FrozenTeacher(build_segmenter(cfg.encoder, data.num_channels, data.num_classes))
+               if kind.uses_teacher(cfg) else None)
+    task = kind.build(cfg, data, ENV, teacher)  # before loading: Med-DT-FM attaches the references to ``data``
     batch = next(iter(DataLoader(data, batch_size=batch_size)))
-    if model == "meddtfm":
-        teacher = FrozenTeacher(build_segmenter(cfg.encoder, data.num_channels, data.num_classes))
-        task = MedDTFMTask(cfg, data, teacher, ENV)
-    else:
-        task = GANTask(cfg, data, ENV, model)
     step, ema = trainer(task, cfg)
     count = {n: sum(p.numel() for p in net.parameters()) / 1e6 for n, net in task.nets.items()}
     return {"step": step, "sample": sampler(model, task, ema), "batch": batch, "i": 0, "train_s": [], "sample_s": [],
             "gen_M": count["generator"], "other_M": sum(v for k, v in count.items() if k != "generator"),
-            "teacher_M": sum(p.numel() for p in task.teacher.parameters()) / 1e6 if model == "meddtfm" else 0.0}
+            "teacher_M": sum(p.numel() for p in teacher.parameters()) / 1e6 if teacher is not None else 0.0}
 
 
 def timed(fn: Callable, *args: object) -> float:

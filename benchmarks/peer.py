@@ -97,11 +97,11 @@ class PeerTask:
     best_metric = ("fm_loss", "min")
 
     def __init__(self, cfg: Config, dataset: MedicalDataset, target_params: int) -> None:
-        gc = cfg.generator
-        widths = [gc.base_channels * m for m in gc.channel_mult]
+        generator_cfg = cfg.generator
+        widths = [generator_cfg.base_channels * m for m in generator_cfg.channel_mult]
         self.cfg = cfg
         self.nets = nn.ModuleDict({"unet": matched_unet(target_params, dataset.num_channels, dataset.num_classes,
-                                                        widths, gc.num_res_blocks)})
+                                                        widths, generator_cfg.num_res_blocks)})
         self.scheduler = RFlowScheduler(num_train_timesteps=1000, use_discrete_timesteps=True,
                                         sample_method="logit-normal")
 

@@ -47,3 +47,14 @@ def test_reference_mode_pairs_every_image_with_its_reference():
     loader = [{**_loader()[0], "reference": torch.zeros((4, 1, 16, 16))}]
     (batch,) = generated_batches(loader, _noisy, seed=0, mode="reference")
     assert batch["has_target"].all() and torch.equal(batch["target"], loader[0]["reference"])
+
+
+def test_every_trainable_generator_has_a_loader(tmp_path):
+    from meddtfm.checkpoint import CheckpointError, save_weights
+    from meddtfm.evaluation.generation import LOADERS, load_generate
+    from meddtfm.training.tasks import GENERATORS
+
+    assert LOADERS.names() == GENERATORS.names()
+    path = save_weights({"w": torch.zeros(1)}, tmp_path / "x.safetensors", {"model": "cyclegan"})
+    with pytest.raises(CheckpointError, match="holds model 'cyclegan'.*pix2pixhd, medgan, meddtfm"):
+        load_generate(path, "noise", torch.device("cpu"))

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from meddtfm.flow.solver import SolverResult, integrate, shift_time, time_grid
+from meddtfm.flow.solver import SOLVERS, SolverResult, integrate, shift_time, time_grid
 
 ORDER = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
 STAGES = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
@@ -154,3 +154,12 @@ def test_invalid_grid_arguments():
             time_grid(**kwargs)
     with pytest.raises(ValueError):
         time_grid(4, "shifted", t0=-1.0)
+
+
+def test_solvers_registry_lists_every_method_with_its_stages(x0):
+    assert SOLVERS.names() == ("euler", "midpoint", "heun", "rk4", "dopri5")
+    assert {name: SOLVERS[name].stages for name in STAGES} == STAGES
+    assert SOLVERS["dopri5"].adaptive and not any(SOLVERS[name].adaptive for name in STAGES)
+    assert "Heun" in SOLVERS.describe()
+    with pytest.raises(ValueError, match="unknown solver 'rk5'; choose from euler"):
+        integrate(linear, x0, "rk5", steps=2)

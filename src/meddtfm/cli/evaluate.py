@@ -4,17 +4,13 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from ..config import Config
+from ..evaluation.runner import METRICS, Evaluation, Folder, Masks, Setup, add_real_folder, folder_batches
+from ..flow.solver import SOLVERS
 from .common import run_options
-
-if TYPE_CHECKING:
-    from ..evaluation.runner import Evaluation
-
-ALL_METRICS = "paired,dice,frd,fid"
 
 
 def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
@@ -28,12 +24,10 @@ def _seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
 
 
 def _metrics(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    from ..evaluation.runner import METRICS
-
     names = tuple(m for m in value.replace(",", " ").split())
     unknown = sorted(set(names) - set(METRICS))
     if unknown or not names:
-        raise click.BadParameter(f"unknown metrics {unknown}; choose from {', '.join(METRICS)}")
+        raise click.BadParameter(f"unknown metrics {unknown}; choose from {', '.join(METRICS.names())}")
     return names
 
 
@@ -76,8 +70,8 @@ def _requirements(metrics: tuple[str, ...], segmenter: str | None, inception: st
 @click.option("--seeds", default="0", show_default=True, callback=_seeds, help="Mode B: sampling seeds, e.g. 0,1,2.")
 @click.option("--mode", "sample_mode", type=click.Choice(["noise", "reference"]), default="noise", show_default=True,
               help="Mode B: noise-based (Eq. 7) or reference-guided (Eq. 6, anatomy of the next sample) synthesis.")
-@click.option("--solver", type=click.Choice(["euler", "midpoint", "heun", "rk4", "dopri5"]), default="heun",
-              show_default=True, help="Mode B: ODE solver (as in `meddtfm sample`).")
+@click.option("--solver", type=click.Choice(SOLVERS.names()), default="heun", show_default=True,
+              help=f"Mode B: ODE solver (as in `meddtfm sample`): {SOLVERS.describe()}.")
 @click.option("--nfe", type=int, default=8, show_default=True,
               help="Mode B: velocity evaluations per integration (heun: 2 per step, so 8 is 4 steps; reference mode "
                    "adds as many for the inversion).")
@@ -93,8 +87,8 @@ def _requirements(metrics: tuple[str, ...], segmenter: str | None, inception: st
               help="The evaluation U-Net (pretrain-encoder --model unet); a U-KAN is refused.")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, exists=True),
               help="pt_inception-2015-12-05-6726825d.pth (the FID InceptionV3) for FID and KID.")
-@click.option("--metrics", default=ALL_METRICS, show_default=True, callback=_metrics,
-              help="Subset of paired, dice, frd, fid (fid includes KID).")
+@click.option("--metrics", default=",".join(METRICS.names()), show_default=True, callback=_metrics,
+              help=f"Comma-separated subset of the metrics: {METRICS.describe()}.")
 @click.option("--frd-version", type=click.Choice(["v0", "v1"]), default="v1", show_default=True)
 @click.option("--batch-size", type=int, default=None, help="Images per batch (default: data.batch_size).")
 def evaluate(cfg: Config, out: Path, real: str | None, fake: tuple[str, ...], masks: str | None,
@@ -155,7 +149,6 @@ class _Common:
         """The networks loaded and checked against the data (``data``: its config, if known: split and size)."""
         from ..evaluation.consistency import load_eval_segmenter
         from ..evaluation.inception import load_inception
-        from ..evaluation.runner import Evaluation, Setup
         from ..training.distributed import pick_device
 
         device = pick_device(self.cfg.train.device)
@@ -168,8 +161,6 @@ class _Common:
 
 def _folders(c: _Common, real: str, fakes: tuple[str, ...], masks: str | None) -> tuple[dict, Evaluation, dict]:
     """Mode A: the real folder once, then one run per synthetic folder (files matched by name)."""
-    from ..evaluation.runner import Folder, Masks, add_real_folder, folder_batches
-
     real_folder, mask_folder = Folder.scan(real), Masks(masks) if masks else None
     fake_folders = [Folder.scan(f) for f in fakes]
     channels = fake_folders[0].channel_names()

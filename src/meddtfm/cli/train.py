@@ -11,6 +11,7 @@ import click
 
 from ..config import Config, save_config, to_dict
 from ..training.resume import ResumeConfigError
+from ..training.tasks import GENERATORS
 from .common import run_options
 
 if TYPE_CHECKING:
@@ -73,7 +74,8 @@ def run_pretraining(cfg: Config, out: Path, model: str | None = None, resume: Pa
 @click.command("pretrain-encoder")
 @run_options(default_out="runs/encoder")
 @click.option("--model", type=click.Choice(["ukan", "unet"]), default=None,
-              help="ukan: the distillation teacher (default); unet: MONAI BasicUNet, the independent evaluation segmenter.")
+              help="ukan: the distillation teacher (default); "
+                   "unet: MONAI BasicUNet, the independent evaluation segmenter.")
 @_resume_option
 def pretrain_encoder(cfg: Config, out: Path, model: str | None, resume: str | None, fresh: bool) -> None:
     """Train a segmenter on the dataset's masks (Dice + BCE), validate per class, keep OUT/best.safetensors."""
@@ -89,17 +91,16 @@ def run_training(cfg: Config, out: Path, model: str = "meddtfm", resume: Path | 
     from ..data import build_dataset
     from ..models.segmenters import load_teacher
     from ..training.distributed import distributed_session
-    from ..training.flow_matching import MedDTFMTask
-    from ..training.gan import GANTask
     from ..training.loop import train
     from ..training.split_check import SEGMENTER_KEYS, SplitMismatchError, check_same_split
     from .common import seed_everything
 
+    kind = GENERATORS[model]
     seed_everything(cfg.seed)
     with distributed_session(cfg.train.device) as env:
         train_set, val_set = build_dataset(cfg.data, "train", cfg.seed), build_dataset(cfg.data, "val", cfg.seed)
-        teacher, fc = None, cfg.flow
-        if model == "meddtfm" and cfg.encoder.checkpoint and (fc.distills or fc.uses_reference):
+        teacher = None
+        if kind.uses_teacher(cfg) and cfg.encoder.checkpoint:
             teacher, meta = load_teacher(cfg.encoder.checkpoint)
             if tuple(meta["channel_names"]) != tuple(train_set.channel_names):
                 raise click.UsageError(f"the teacher {cfg.encoder.checkpoint} was trained on channels "
@@ -113,7 +114,7 @@ def run_training(cfg: Config, out: Path, model: str = "meddtfm", resume: Path | 
                 raise click.UsageError(str(err)) from err
         _drop_checkpoints(out, fresh, env)
         try:
-            task = MedDTFMTask(cfg, train_set, teacher, env) if model == "meddtfm" else GANTask(cfg, train_set, env, model)
+            task = kind.build(cfg, train_set, env, teacher)
         except ValueError as err:
             raise click.UsageError(str(err)) from err
         with _config_of_checkpoints(out, resume):
@@ -123,9 +124,8 @@ def run_training(cfg: Config, out: Path, model: str = "meddtfm", resume: Path | 
 
 @click.command("train")
 @run_options(default_out="runs/train")
-@click.option("--model", type=click.Choice(["pix2pixhd", "medgan", "meddtfm"]), default="meddtfm", show_default=True,
-              help="meddtfm: the flow with distillation (flow.dt_weights=[0,0,0,0] is 'Ours (no DT)'); "
-                   "pix2pixhd, medgan: the GAN baselines of Table 1 (config section gan).")
+@click.option("--model", type=click.Choice(GENERATORS.names()), default="meddtfm", show_default=True,
+              help=f"The generator: {GENERATORS.describe()}.")
 @_resume_option
 def train_command(cfg: Config, out: Path, model: str, resume: str | None, fresh: bool) -> None:
     """Train a generator; checkpoints, logs (CSV, TensorBoard), sample grids and weights go to OUT.
@@ -134,6 +134,6 @@ def train_command(cfg: Config, out: Path, model: str, resume: str | None, fresh:
     """
     result, env = run_training(cfg, out, model, Path(resume) if resume else None, fresh)
     if env.is_main:
-        metric = "L_FM" if model == "meddtfm" else "L1"
-        click.echo(f"trained {model} for {result.step} steps in {result.seconds:.0f} s; best val {metric} {result.best}; "
-                   f"weights: {out / 'final.safetensors'}")
+        metric = GENERATORS[model].val_metric
+        click.echo(f"trained {model} for {result.step} steps in {result.seconds:.0f} s; "
+                   f"best val {metric} {result.best}; weights: {out / 'final.safetensors'}")

@@ -10,14 +10,19 @@ is a collated batch of the dataset (``meddtfm.data.base``: ``image``, ``mask``, 
   the seed's noise. ``reference`` mode is Eq. 6: sample i gets its own mask (and caption) in the anatomy
   of sample i+1 (cyclically) of the split, inverted under that reference's mask to ``t0``. Its paired
   metrics compare with the reference (the anatomy source), not with the image the mask came from.
-* ``pix2pixhd`` / ``medgan`` checkpoints (``meddtfm.training.gan``): ``G(mask, caption)``, deterministic,
-  so every seed gives the same images; noise mode only.
+* GAN baseline checkpoints (``pix2pixhd``, ``medgan``: ``meddtfm.training.gan.BASELINES``):
+  ``G(mask, caption)``, deterministic, so every seed gives the same images; noise mode only.
+
+``LOADERS`` holds, by the checkpoint's ``model``, how its weights become a ``Generate``: the names of
+``meddtfm.training.tasks.GENERATORS``, every ``meddtfm train --model``.
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
 import torch
 from safetensors import safe_open
@@ -25,18 +30,84 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ..checkpoint import CheckpointError
+from ..flow.sampling import Guidance, SolverSpec, sample_seed
+from ..models.text import CaptionTokenizer
+from ..registry import Registry
+from ..synthesis import Synthesizer, load_generator
+from ..training.gan import BASELINES, load_baseline
 
 Generate = Callable[[dict, int], Tensor]
 Mode = Literal["noise", "reference"]
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How a flow is sampled (``meddtfm sample``'s defaults; ``cfg_caption`` None: ``cfg_mask``); ``teacher``:
+    the U-KAN file for reference mode, if it moved since training. A one-pass generator ignores them."""
+
+    nfe: int = 8
+    solver: str = "heun"
+    cfg_mask: float = 2.0
+    cfg_caption: float | None = None
+    t0: float = 0.0
+    teacher: str | None = None
+
+
+Loader = Callable[[str | Path, str, Mode, torch.device, Sampling], tuple[Generate, dict]]  # path, model, ...
+
+
 def checkpoint_model(path: str | Path) -> str:
-    """The ``model`` recorded in a ``meddtfm train`` weights file (meddtfm | pix2pixhd | medgan)."""
+    """The ``model`` recorded in a ``meddtfm train`` weights file (a name in ``LOADERS``)."""
     try:
         with safe_open(str(path), framework="pt") as fh:
             return json.loads((fh.metadata() or {}).get("config", "{}")).get("model", "")
     except Exception as err:
         raise CheckpointError(f"{path}: cannot read weights ({err})") from err
+
+
+def _flow(path: str | Path, model: str, mode: Mode, device: torch.device, sampling: Sampling) -> tuple[Generate, dict]:
+    """A Med-DT-FM checkpoint through ``Synthesizer``: Eq. 7 (noise) or Eq. 6 (reference), noise from the seed."""
+    net, meta = load_generator(path, teacher=sampling.teacher, need_teacher=mode == "reference", device=device)
+    cfg_mask, t0 = sampling.cfg_mask, sampling.t0
+    cfg_caption = cfg_mask if sampling.cfg_caption is None else sampling.cfg_caption
+    spec = SolverSpec(method=sampling.solver, nfe=sampling.nfe)
+    synth = Synthesizer(net, meta, spec, Guidance(cfg_mask, cfg_caption))
+
+    def generate(batch: dict, seed: int) -> Tensor:
+        seeds = [sample_seed(seed, name) for name in batch["sample_id"]]
+        captions = list(batch["caption"]) if meta.tokenizer is not None else None  # no caption path: none
+        if mode == "noise":
+            return synth.noise_based(seeds, batch["mask"], captions, batch["has_mask"]).x
+        return synth.reference_guided(batch["reference"], seeds, batch["mask"], captions, batch["has_mask"],
+                                      ref_masks=batch["reference_mask"], t0=t0).x
+
+    return generate, {"model": model, "mode": mode, "solver": sampling.solver, "nfe": sampling.nfe,
+                      "cfg_mask": cfg_mask, "cfg_caption": cfg_caption, **({"t0": t0} if mode == "reference" else {}),
+                      "data": meta.data, "channel_names": list(meta.channel_names),
+                      "class_names": list(meta.class_names)}
+
+
+def _translation(path: str | Path, model: str, mode: Mode, device: torch.device,
+                 sampling: Sampling) -> tuple[Generate, dict]:
+    """A GAN baseline checkpoint: ``G(mask, caption)`` in one pass, the same image for every seed."""
+    if mode != "noise":
+        raise ValueError(f"{path}: the {model} baseline translates masks; reference mode is for Med-DT-FM only")
+    net, meta = load_baseline(path)
+    net = net.to(device)
+    tokenizer = CaptionTokenizer.from_state(meta["tokenizer"]) if meta.get("tokenizer") else None
+
+    def translate(batch: dict, seed: int) -> Tensor:
+        tokens = tokenizer.encode(list(batch["caption"]), meta["text"]["max_len"]).to(device) if tokenizer else None
+        return net.generate(batch["mask"].float().to(device), tokens).clamp(-1, 1)
+
+    return translate, {"model": model, "mode": mode, "deterministic": True, "data": meta["data"],
+                       "channel_names": list(meta["channel_names"]), "class_names": list(meta["class_names"])}
+
+
+LOADERS: Registry[Loader] = Registry("generator")
+for _name in BASELINES:
+    LOADERS.add(_name, BASELINES.entry(_name).description, _translation)
+LOADERS.add("meddtfm", "Med-DT-FM, sampled noise-based (Eq. 7) or reference-guided (Eq. 6)", _flow)
 
 
 def load_generate(path: str | Path, mode: Mode, device: torch.device, *, nfe: int = 8, solver: str = "heun",
@@ -47,43 +118,10 @@ def load_generate(path: str | Path, mode: Mode, device: torch.device, *, nfe: in
     Defaults are ``meddtfm sample``'s; ``cfg_caption`` None: ``cfg_mask``.
     """
     model = checkpoint_model(path)
-    if model == "meddtfm":
-        from ..flow.sampling import Guidance, SolverSpec, sample_seed
-        from ..synthesis import Synthesizer, load_generator
-
-        net, meta = load_generator(path, teacher=teacher, need_teacher=mode == "reference", device=device)
-        cfg_caption = cfg_mask if cfg_caption is None else cfg_caption
-        synth = Synthesizer(net, meta, SolverSpec(method=solver, nfe=nfe), Guidance(cfg_mask, cfg_caption))
-
-        def generate(batch: dict, seed: int) -> Tensor:
-            seeds = [sample_seed(seed, name) for name in batch["sample_id"]]
-            captions = list(batch["caption"]) if meta.tokenizer is not None else None  # no caption path: none
-            if mode == "noise":
-                return synth.noise_based(seeds, batch["mask"], captions, batch["has_mask"]).x
-            return synth.reference_guided(batch["reference"], seeds, batch["mask"], captions, batch["has_mask"],
-                                          ref_masks=batch["reference_mask"], t0=t0).x
-
-        return generate, {"model": model, "mode": mode, "solver": solver, "nfe": nfe, "cfg_mask": cfg_mask,
-                          "cfg_caption": cfg_caption, **({"t0": t0} if mode == "reference" else {}), "data": meta.data,
-                          "channel_names": list(meta.channel_names), "class_names": list(meta.class_names)}
-    if model in ("pix2pixhd", "medgan"):
-        if mode != "noise":
-            raise ValueError(f"{path}: the {model} baseline translates masks; reference mode is for Med-DT-FM only")
-        from ..models.text import CaptionTokenizer
-        from ..training.gan import load_baseline
-
-        net, meta = load_baseline(path)
-        net = net.to(device)
-        tokenizer = CaptionTokenizer.from_state(meta["tokenizer"]) if meta.get("tokenizer") else None
-
-        def translate(batch: dict, seed: int) -> Tensor:
-            tokens = tokenizer.encode(list(batch["caption"]), meta["text"]["max_len"]).to(device) if tokenizer else None
-            return net.generate(batch["mask"].float().to(device), tokens).clamp(-1, 1)
-
-        return translate, {"model": model, "mode": mode, "deterministic": True, "data": meta["data"],
-                           "channel_names": list(meta["channel_names"]), "class_names": list(meta["class_names"])}
-    raise CheckpointError(f"{path}: holds model {model!r}; expected a `meddtfm train` generator "
-                          "(meddtfm, pix2pixhd or medgan)")
+    if model not in LOADERS:
+        raise CheckpointError(f"{path}: holds model {model!r}; expected a `meddtfm train` generator "
+                              f"({', '.join(LOADERS)})")
+    return LOADERS[model](path, model, mode, device, Sampling(nfe, solver, cfg_mask, cfg_caption, t0, teacher))
 
 
 class WithReference(Dataset):
@@ -110,9 +148,9 @@ def generated_batches(loader: DataLoader, generate: Generate, seed: int, mode: M
     Noise mode pairs a synthetic image with the real image only where that image's own mask conditioned
     it (``has_mask``): an image without a mask (most of ISIC 2019) was drawn from a null or caption-only
     condition, and its "pair" would be an unrelated photo. Reference mode pairs it with its reference.
-    ``average_of = K > 1`` adds ``average_of`` and ``fake_average``, the pixel mean of K draws (seeds ``seed + k * 1000003``,
-    draw 0 being ``fake``): the conditional-mean estimate that pixel metrics reward in a regressor
-    (Dohmen et al., arXiv 2408.06075). A ``deterministic`` generator's K draws are one image, so its
+    ``average_of = K > 1`` adds ``average_of`` and ``fake_average``, the pixel mean of K draws
+    (seeds ``seed + k * 1000003``, draw 0 being ``fake``): the conditional-mean estimate that pixel
+    metrics reward in a regressor (Dohmen et al., arXiv 2408.06075). A ``deterministic`` generator's K draws are one image, so its
     average is ``fake`` itself, not drawn again.
     """
     for batch in loader:

@@ -11,6 +11,8 @@ A run is an iterable of batches, dicts with
 
 Two sources make them: ``folder_runs`` (files matched by name) and, for a checkpoint, a ``Generate``
 callable ``generate(batch, seed) -> images`` applied to dataset batches (``generation.py``).
+
+The metrics are the ``RunMetric`` classes of ``METRICS``, by name; a new one is a class and a ``METRICS.add``.
 """
 from __future__ import annotations
 
@@ -26,17 +28,19 @@ from ..data.common import by_stem, list_images, read_binary_mask, read_label_mas
 from ..data.errors import BadSampleError
 from ..data.folder import CHANNELS, read_classes
 from ..data.io import read_image
+from ..registry import Registry
 from ..viz import overlay, save_grid
 from .consistency import MaskConsistency
 from .distribution import ImageSet, fid_kid, frd
 from .inception import FIDInceptionV3
 from .metrics import PairedMetrics
 
-METRICS = ("paired", "dice", "frd", "fid")
 DICE_NOTE = ("Dice/IoU: evaluation U-Net, sigmoid > 0.5, mean over images. dice_present/ and iou_present/, the "
              "faithfulness measure: per class over the images whose mask has it, the mean over the classes some mask "
              "has; dice/ and iou/: every image with a mask, a class absent from it scoring 1 if not predicted, else 0. "
              "'real (reference)' = the same segmenter on the real images (the ceiling)")
+PAIRED_NOTE = ("SSIM, MS-SSIM, PSNR: over the paired images only (paired/pairs per run); in noise mode an image pairs "
+               "with the real image whose own mask conditioned it")
 
 
 @dataclass
@@ -59,17 +63,121 @@ def average_key(key: str, k: int) -> str:
     return f"{metric}_avg{k}/{channel}"
 
 
+class RunMetric:
+    """One metric over one run: ``update`` with each batch and its synthetic ``images`` (B, C, S, S), then
+    ``compute`` against the real set, giving the values and the notes that explain them.
+
+    ``needs``: the ``Setup`` network it cannot run without, and what that network is.
+    """
+
+    needs: tuple[str, str] | None = None
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+
+    def update(self, batch: dict, images: Tensor) -> None:
+        """Nothing by default: a distribution metric reads the run's ``ImageSet``."""
+
+    def compute(self, real: ImageSet, fake: ImageSet, label: str) -> tuple[dict[str, float], list[str]]:
+        raise NotImplementedError
+
+
+class PairedScores(RunMetric):
+    """SSIM, MS-SSIM, PSNR of each synthetic image with a paired real one, and of the average of K draws."""
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.paired: PairedMetrics | None = None
+        self.averaged: PairedMetrics | None = None
+        self.average_of = 0
+
+    def update(self, batch: dict, images: Tensor) -> None:
+        if not batch["has_target"].any():
+            return
+        keep, channels = batch["has_target"].bool(), self.setup.channel_names
+        if self.paired is None:
+            self.paired = PairedMetrics(channels, images.shape[-1])
+        self.paired.update(images[keep], batch["target"][keep].float())
+        if "fake_average" in batch:
+            if self.averaged is None:
+                self.averaged, self.average_of = PairedMetrics(channels, images.shape[-1]), int(batch["average_of"])
+            self.averaged.update(batch["fake_average"][keep].float(), batch["target"][keep].float())
+
+    def compute(self, real: ImageSet, fake: ImageSet, label: str) -> tuple[dict[str, float], list[str]]:
+        if self.paired is None:
+            raise ValueError(f"run {label}: no synthetic image has a real counterpart for the paired metrics")
+        out = self.paired.compute()
+        out["paired/pairs"] = self.paired.count
+        notes = [*self.paired.notes, PAIRED_NOTE]
+        if self.averaged is not None:
+            k = self.average_of
+            out.update({average_key(key, k): v for key, v in self.averaged.compute().items()})
+            notes.append(f"SSIM, MS-SSIM, PSNR of the average of {k} draws (..._avg{k}): the pixel mean of {k} samples "
+                         "for each mask; a sampler is scored on one draw, a regressor outputs a conditional mean, and "
+                         "pixel metrics favour the mean (Dohmen et al., arXiv 2408.06075)")
+        return out, notes
+
+
+class DiceScores(RunMetric):
+    """The evaluation U-Net on the synthetic images against their conditioning masks (``MaskConsistency``)."""
+
+    needs = ("segmenter", "the evaluation segmenter")
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.consistency = MaskConsistency(setup.segmenter, setup.class_names)
+
+    def update(self, batch: dict, images: Tensor) -> None:
+        self.consistency.update(images, batch["mask"], batch["has_mask"])
+
+    def compute(self, real: ImageSet, fake: ImageSet, label: str) -> tuple[dict[str, float], list[str]]:
+        return (self.consistency.compute() if self.consistency.count else {}), []
+
+
+class FRDScore(RunMetric):
+    """Frechet radiomics distance of the run's images to the real ones, per channel (their PNGs are then deleted)."""
+
+    def compute(self, real: ImageSet, fake: ImageSet, label: str) -> tuple[dict[str, float], list[str]]:
+        version = self.setup.frd_version
+        out = frd(real, fake, version)
+        scale = "log of the Frechet distance" if version == "v1" else "the Frechet distance"
+        shutil.rmtree(fake.frd_dir, ignore_errors=True)
+        return out, [f"FRD {version} (frd-score): {scale} of radiomics features, whole image, per channel"]
+
+
+class FIDScore(RunMetric):
+    """FID and KID of the run's Inception features against the real ones."""
+
+    needs = ("inception", "the FID InceptionV3")
+
+    def compute(self, real: ImageSet, fake: ImageSet, label: str) -> tuple[dict[str, float], list[str]]:
+        out = fid_kid(real, fake)
+        notes = [(f"FID/KID: FID InceptionV3 pool features; {real.count} real vs {fake.count} synthetic images "
+                  "(FID is biased upwards for small sets: compare at equal sizes only)")]
+        if not self.setup.inception.reference_weights:
+            notes.append("WARNING: the InceptionV3 weights file is not the published one (sha256 prefix differs): "
+                         "FID/KID values are not comparable with published values")
+        return out, notes
+
+
+# A run computes its metrics in this order (values, then notes).
+METRICS: Registry[type[RunMetric]] = Registry("metric")
+METRICS.add("paired", "SSIM, MS-SSIM and PSNR against the paired real image (and of the average of K draws)",
+            PairedScores)
+METRICS.add("dice", "Dice and IoU of the evaluation U-Net on each synthetic image against its conditioning mask",
+            DiceScores)
+METRICS.add("frd", "Frechet radiomics distance to the real set, per channel (frd-score)", FRDScore)
+METRICS.add("fid", "FID and KID to the real set on FID-InceptionV3 features", FIDScore)
+
+
 class Evaluation:
     """``add_real`` every real image, then ``run`` each synthetic set; ``notes`` explain the numbers."""
 
     def __init__(self, setup: Setup) -> None:
-        unknown = set(setup.metrics) - set(METRICS)
-        if unknown:
-            raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {METRICS}")
-        if "dice" in setup.metrics and setup.segmenter is None:
-            raise ValueError("dice needs the evaluation segmenter")
-        if "fid" in setup.metrics and setup.inception is None:
-            raise ValueError("fid needs the FID InceptionV3")
+        for name in setup.metrics:
+            needs = METRICS[name].needs
+            if needs is not None and getattr(setup, needs[0]) is None:
+                raise ValueError(f"{name} needs {needs[1]}")
         self.setup = setup
         self.real = self._image_set("real")
         self.ceiling = MaskConsistency(setup.segmenter, setup.class_names) if "dice" in setup.metrics else None
@@ -92,57 +200,26 @@ class Evaluation:
         return self.ceiling.compute() if self.ceiling is not None and self.ceiling.count else {}
 
     def run(self, batches: Iterable[dict], label: str) -> dict[str, float]:
-        """Every requested metric of one synthetic set against the real set."""
+        """Every requested metric of one synthetic set against the real set, in ``METRICS`` order."""
         s, fake = self.setup, self._image_set(f"fake_{label}")
-        paired, averaged, shown, k = None, None, False, 0
-        dice = MaskConsistency(s.segmenter, s.class_names) if "dice" in s.metrics else None
+        metrics = [METRICS[name](s) for name in METRICS if name in s.metrics]
+        shown = False
         for batch in batches:
             images = batch["fake"].detach().float().cpu()
             fake.add(images)
-            if "paired" in s.metrics and batch["has_target"].any():
-                keep = batch["has_target"].bool()
-                if paired is None:
-                    paired = PairedMetrics(s.channel_names, images.shape[-1])
-                paired.update(images[keep], batch["target"][keep].float())
-                if "fake_average" in batch:
-                    if averaged is None:
-                        averaged, k = PairedMetrics(s.channel_names, images.shape[-1]), int(batch["average_of"])
-                    averaged.update(batch["fake_average"][keep].float(), batch["target"][keep].float())
-            if dice is not None:
-                dice.update(images, batch["mask"], batch["has_mask"])
+            for metric in metrics:
+                metric.update(batch, images)
             if s.grid_dir is not None and not shown:
                 self._grid(batch, images, label)
                 shown = True
         if not fake.count:
             raise ValueError(f"run {label}: no synthetic image")
         out: dict[str, float] = {}
-        self.counts[label] = {"real": self.real.count, "fake": fake.count, "pairs": paired.count if paired else 0}
-        if "paired" in s.metrics:
-            if paired is None:
-                raise ValueError(f"run {label}: no synthetic image has a real counterpart for the paired metrics")
-            out.update(paired.compute())
-            out["paired/pairs"] = paired.count
-            self._note(*paired.notes, "SSIM, MS-SSIM, PSNR: over the paired images only (paired/pairs per run); in "
-                                      "noise mode an image pairs with the real image whose own mask conditioned it")
-        if averaged is not None:
-            out.update({average_key(key, k): v for key, v in averaged.compute().items()})
-            self._note(f"SSIM, MS-SSIM, PSNR of the average of {k} draws (..._avg{k}): the pixel mean of {k} samples "
-                       "for each mask; a sampler is scored on one draw, a regressor outputs a conditional mean, and "
-                       "pixel metrics favour the mean (Dohmen et al., arXiv 2408.06075)")
-        if dice is not None and dice.count:
-            out.update(dice.compute())
-        if "frd" in s.metrics:
-            out.update(frd(self.real, fake, s.frd_version))
-            scale = "log of the Frechet distance" if s.frd_version == "v1" else "the Frechet distance"
-            self._note(f"FRD {s.frd_version} (frd-score): {scale} of radiomics features, whole image, per channel")
-            shutil.rmtree(fake.frd_dir, ignore_errors=True)
-        if "fid" in s.metrics:
-            out.update(fid_kid(self.real, fake))
-            self._note(f"FID/KID: FID InceptionV3 pool features; {self.real.count} real vs {fake.count} synthetic "
-                       "images (FID is biased upwards for small sets: compare at equal sizes only)")
-            if not s.inception.reference_weights:
-                self._note("WARNING: the InceptionV3 weights file is not the published one (sha256 prefix differs): "
-                           "FID/KID values are not comparable with published values")
+        for metric in metrics:
+            values, notes = metric.compute(self.real, fake, label)
+            out.update(values)
+            self._note(*notes)
+        self.counts[label] = {"real": self.real.count, "fake": fake.count, "pairs": int(out.get("paired/pairs", 0))}
         return out
 
     def _note(self, *notes: str) -> None:

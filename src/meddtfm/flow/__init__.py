@@ -1,12 +1,14 @@
-"""Flow matching core: the linear path, noise-data couplings and ODE solvers."""
+"""Flow matching core: the linear path, noise-data couplings and ODE solvers (``SOLVERS``)."""
 
 from meddtfm.flow.coupling import independent_coupling, ot_coupling, ot_permutation, squared_distances
 from meddtfm.flow.path import LinearPath, PathSample, expand_time, one_step_estimate, sample_time
-from meddtfm.flow.solver import SolverResult, integrate, shift_time, time_grid
+from meddtfm.flow.solver import SOLVERS, Solver, SolverResult, integrate, shift_time, time_grid
 
 __all__ = [
+    "SOLVERS",
     "LinearPath",
     "PathSample",
+    "Solver",
     "SolverResult",
     "expand_time",
     "independent_coupling",

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..models.generator import VelocityNet
-from .solver import FIXED_STEP, GridKind, Method, SolverResult, integrate, time_grid
+from .solver import SOLVERS, GridKind, Method, SolverResult, integrate, time_grid
 
 __all__ = ["ConditionInputs", "Guidance", "GuidedVelocity", "ReferenceResult", "SolverSpec", "generate", "invert",
            "lesion_region", "reference_guided", "sample_seed", "seeded_noise"]
@@ -65,19 +65,18 @@ class SolverSpec:
     rtol: float = 1e-5
 
     def __post_init__(self) -> None:
-        if self.method != "dopri5" and self.method not in FIXED_STEP:
-            raise ValueError(f"unknown solver {self.method!r}; expected one of {[*FIXED_STEP, 'dopri5']}")
-        stages = FIXED_STEP[self.method][1] if self.method in FIXED_STEP else 1
+        stages = SOLVERS[self.method].stages
         if self.nfe < 1 or self.nfe % stages:
             raise ValueError(f"nfe={self.nfe} must be a positive multiple of {self.method}'s {stages} "
                              "evaluations per step")
 
     def times(self, t_from: float, t_to: float, blend: bool = False) -> Tensor:
         """Grid from ``t_from`` to ``t_to`` (either direction), (n + 1,); dopri5 without blending: the endpoints."""
-        if self.method == "dopri5":
+        solver = SOLVERS[self.method]
+        if solver.adaptive:
             n = self.nfe if blend else 1
         else:
-            n = self.nfe // FIXED_STEP[self.method][1]
+            n = self.nfe // solver.stages
         return time_grid(n, self.grid, self.shift, t0=t_from, t1=t_to, dtype=torch.float64)
 
 

@@ -1,6 +1,7 @@
 """Integration of the flow ODE ``dx/dt = v(x, t)``: forward (noise -> image) or backward (inversion).
 
-Euler, midpoint, Heun and RK4 are written out; the adaptive ``dopri5`` runs in ``torchdiffeq``.
+The methods are the entries of ``SOLVERS``: Euler, midpoint, Heun and RK4 are written out as steps;
+the adaptive ``dopri5`` runs in ``torchdiffeq``. A new method is a step function and one ``SOLVERS.add``.
 NFE (velocity evaluations) per step: euler 1, midpoint 2, heun 2, rk4 4, so NFE = steps * stages.
 Heun evaluates its corrector on every step, the last included (a flow velocity is finite at t = 1,
 unlike a denoiser at sigma = 0, so no Euler last step); compare Euler with 2n steps to Heun with n.
@@ -10,16 +11,19 @@ rejected steps. Gradients are not switched off: wrap sampling in ``torch.no_grad
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
 from torchdiffeq import odeint
 from tqdm import tqdm
 
+from ..registry import Registry
+
 Velocity = Callable[[Tensor, Tensor], Tensor]
-Method = Literal["euler", "midpoint", "heun", "rk4", "dopri5"]
+Method = str  # a name in SOLVERS
 GridKind = Literal["uniform", "shifted"]
 
 
@@ -126,15 +130,32 @@ def _rk4(f: _CountedVelocity, x: Tensor, t: Tensor, t_next: Tensor) -> Tensor:
     return x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
-FIXED_STEP: dict[str, tuple[Callable[..., Tensor], int]] = {  # method -> (step, stages)
-    "euler": (_euler, 1),
-    "midpoint": (_midpoint, 2),
-    "heun": (_heun, 2),
-    "rk4": (_rk4, 4),
-}
+Step = Callable[[_CountedVelocity, Tensor, Tensor, Tensor], Tensor]  # (f, x, t, t_next) -> x at t_next
 
 
-def _resolve_times(method: str, steps: int | None, grid: Tensor | None, t0: float, t1: float, x: Tensor) -> Tensor:
+@dataclass(frozen=True)
+class Solver:
+    """An ODE method: a fixed ``step`` with ``stages`` velocity evaluations per step, or, with ``step``
+    None, ``torchdiffeq``'s adaptive method of the same name (``stages`` 1: any NFE is allowed)."""
+
+    stages: int
+    step: Step | None = None
+
+    @property
+    def adaptive(self) -> bool:
+        return self.step is None
+
+
+SOLVERS: Registry[Solver] = Registry("solver")
+SOLVERS.add("euler", "explicit Euler, order 1, 1 evaluation per step", Solver(1, _euler))
+SOLVERS.add("midpoint", "explicit midpoint, order 2, 2 evaluations per step", Solver(2, _midpoint))
+SOLVERS.add("heun", "Heun's trapezoidal predictor-corrector, order 2, 2 evaluations per step", Solver(2, _heun))
+SOLVERS.add("rk4", "classical Runge-Kutta, order 4, 4 evaluations per step", Solver(4, _rk4))
+SOLVERS.add("dopri5", "adaptive Dormand-Prince 5(4) (torchdiffeq; atol, rtol)", Solver(1))
+
+
+def _resolve_times(solver: Solver, method: str, steps: int | None, grid: Tensor | None, t0: float, t1: float,
+                   x: Tensor) -> Tensor:
     if grid is not None:
         if steps is not None:
             raise ValueError("give either steps or grid, not both")
@@ -144,7 +165,7 @@ def _resolve_times(method: str, steps: int | None, grid: Tensor | None, t0: floa
         times = grid
     elif steps is not None:
         times = time_grid(steps, "uniform", t0=t0, t1=t1)
-    elif method == "dopri5":
+    elif solver.adaptive:
         times = torch.tensor([t0, t1])
     else:
         raise ValueError(f"method {method!r} needs steps or grid")
@@ -174,20 +195,18 @@ def integrate(
     the velocity is evaluated inside the interval, except that torchdiffeq's initial step-size
     probe looks ahead by about ``0.01 |x| / |v|`` (Hairer et al., II.4).
     """
-    if method != "dopri5" and method not in FIXED_STEP:
-        raise ValueError(f"unknown method {method!r}; expected one of {[*FIXED_STEP, 'dopri5']}")
-    times = _resolve_times(method, steps, grid, t0, t1, x)
-    total = None if method == "dopri5" else (times.numel() - 1) * FIXED_STEP[method][1]
+    solver = SOLVERS[method]
+    times = _resolve_times(solver, method, steps, grid, t0, t1, x)
+    total = None if solver.adaptive else (times.numel() - 1) * solver.stages
     with tqdm(total=total, disable=not progress, desc=f"{method} NFE", leave=False) as bar:
         f = _CountedVelocity(velocity, bar)
-        if method == "dopri5":
+        if solver.step is None:
             options = {"step_t": times[1:]}  # land on the output times, never step past the last
-            states = odeint(lambda t, y: f(y, t), x, times, method="dopri5", atol=atol, rtol=rtol, options=options)
+            states = odeint(lambda t, y: f(y, t), x, times, method=method, atol=atol, rtol=rtol, options=options)
             return SolverResult(states[-1], f.nfe, times, states if return_trajectory else None)
-        step = FIXED_STEP[method][0]
         trajectory = [x]
         for t, t_next in zip(times[:-1], times[1:]):
-            x = step(f, x, t, t_next)
+            x = solver.step(f, x, t, t_next)
             if return_trajectory:
                 trajectory.append(x)
     return SolverResult(x, f.nfe, times, torch.stack(trajectory) if return_trajectory else None)

@@ -25,9 +25,16 @@ with a factor 1/2: ``(1/N_D) sum_s 1/2 E(D_s(G(m)) - 1)^2`` for G.
 
 The generator's EMA (``train.ema_decay``; ``gan.ema=false`` turns it off) validates, samples and is
 exported, as for Med-DT-FM. Validation: mean L1 between ``G(m)`` and ``y`` (best = min).
+
+Each baseline is a ``Baseline`` in ``BASELINES``: its generator, its discriminator's scales, and its
+generator objective, a callable ``(discriminator, real, fake, mask) -> (loss, terms)`` built from the
+``gan`` config (``Pix2PixHDObjective``, ``MedGANObjective``). A new baseline is a generator in
+``meddtfm.models``, an objective class and one ``BASELINES.add``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -43,22 +50,98 @@ from ..models.discriminator import MultiScalePatchGAN
 from ..models.medgan import CasNet
 from ..models.pix2pixhd import MaskToImage, Pix2PixHDGenerator, VGGLoss
 from ..models.text import CaptionTokenizer
+from ..registry import Registry
 from ..viz import save_sample_grid
 from .distributed import DistEnv, head_of, to_device
 from .loop import Nets, Phase
 from .losses import AdversarialLoss, discriminator_feature_loss, style_loss
 
-BASELINES = ("pix2pixhd", "medgan")
+Features = list[list[Tensor]]  # per discriminator scale: hidden feature maps, then the patch logits
 
 
-def build_baseline(model: str, gc: GANConfig, image_channels: int, mask_classes: int,
+def _unwrap(net: nn.Module) -> nn.Module:
+    return getattr(net, "module", net)
+
+
+def _judge(discriminator: nn.Module, real: Tensor, fake: Tensor, mask: Tensor) -> tuple[Features, Features]:
+    """D's features of ``real`` (targets: no gradient) and of ``fake`` (gradient flows to G)."""
+    fake_out = discriminator(fake, mask)
+    with torch.no_grad():
+        real_out = discriminator(real, mask)
+    return real_out, fake_out
+
+
+class Pix2PixHDObjective:
+    """pix2pixHD's ``L_G = 2 N_D L_adv + lambda_feat L_FM [+ lambda_feat L_VGG]`` (module docstring)."""
+
+    def __init__(self, cfg: GANConfig, device: torch.device) -> None:
+        self.adv, self.feat_weight = AdversarialLoss(cfg.adv_kind), cfg.pix2pixhd.feat_weight
+        self.layer_weight = 4 / (cfg.n_layers_d + 1)
+        self.vgg = VGGLoss(cfg.pix2pixhd.vgg_weights).to(device) if cfg.pix2pixhd.vgg else None
+
+    def __call__(self, discriminator: nn.Module, real: Tensor, fake: Tensor,
+                 mask: Tensor) -> tuple[Tensor, dict[str, float]]:
+        real_out, fake_out = _judge(discriminator, real, fake, mask)
+        l_adv = self.adv.generator([o[-1] for o in fake_out])
+        l_fm = discriminator_feature_loss(real_out, fake_out, self.layer_weight)
+        loss = 2 * len(fake_out) * l_adv + self.feat_weight * l_fm
+        terms = {"loss/adv_g": l_adv.item(), "loss/feat": l_fm.item()}
+        if self.vgg is not None:
+            l_vgg = self.vgg(fake, real)
+            loss = loss + self.feat_weight * l_vgg
+            terms["loss/vgg"] = l_vgg.item()
+        return loss, terms
+
+
+class MedGANObjective:
+    """MedGAN's ``L_G = L_adv + lambda_1 L_perceptual + lambda_2 L_style + lambda_l1 ||y - G(m)||_1`` (module doc)."""
+
+    def __init__(self, cfg: GANConfig, device: torch.device) -> None:
+        self.adv, self.weights = AdversarialLoss(cfg.adv_kind), cfg.medgan
+
+    def __call__(self, discriminator: nn.Module, real: Tensor, fake: Tensor,
+                 mask: Tensor) -> tuple[Tensor, dict[str, float]]:
+        real_out, fake_out = _judge(discriminator, real, fake, mask)
+        l_adv = self.adv.generator([o[-1] for o in fake_out])
+        l_perc, l_style = discriminator_feature_loss(real_out, fake_out), style_loss(real_out, fake_out)
+        l_l1 = F.l1_loss(fake.float(), real.float())
+        w = self.weights
+        loss = l_adv + w.perceptual_weight * l_perc + w.style_weight * l_style + w.l1_weight * l_l1
+        return loss, {"loss/adv_g": l_adv.item(), "loss/perceptual": l_perc.item(), "loss/style": l_style.item(),
+                      "loss/l1": l_l1.item()}
+
+
+GeneratorObjective = Callable[[nn.Module, Tensor, Tensor, Tensor], tuple[Tensor, dict[str, float]]]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A mask-to-image GAN baseline.
+
+    Attributes:
+        generator: ``(gan config, image channels C, mask classes K, TextEncoder kwargs or None) -> G``.
+        scales: the number of discriminator scales its config asks for.
+        objective: ``(gan config, device) -> objective``, the generator phase's loss.
+    """
+
+    generator: Callable[[GANConfig, int, int, dict | None], MaskToImage]
+    scales: Callable[[GANConfig], int]
+    objective: Callable[[GANConfig, torch.device], GeneratorObjective]
+
+
+BASELINES: Registry[Baseline] = Registry("GAN baseline")
+BASELINES.add("pix2pixhd", "pix2pixHD (Wang et al. 2018), multi-scale D with feature matching (config gan.pix2pixhd)",
+              Baseline(lambda gan, c, k, text: Pix2PixHDGenerator(gan.pix2pixhd, c, k, text, gan.caption_channels),
+                       lambda gan: gan.pix2pixhd.num_d, Pix2PixHDObjective))
+BASELINES.add("medgan", "MedGAN (Armanious et al. 2020), CasNet G with perceptual and style losses (config gan.medgan)",
+              Baseline(lambda gan, c, k, text: CasNet(gan.medgan, c, k, text, gan.caption_channels),
+                       lambda gan: 1, MedGANObjective))
+
+
+def build_baseline(model: str, gan: GANConfig, image_channels: int, mask_classes: int,
                    text: dict | None = None) -> MaskToImage:
-    """The generator of ``model`` (pix2pixhd | medgan); ``text``: ``TextEncoder`` kwargs or None."""
-    if model == "pix2pixhd":
-        return Pix2PixHDGenerator(gc.pix2pixhd, image_channels, mask_classes, text, gc.caption_channels)
-    if model == "medgan":
-        return CasNet(gc.medgan, image_channels, mask_classes, text, gc.caption_channels)
-    raise ValueError(f"unknown baseline {model!r}; expected one of {BASELINES}")
+    """The generator of ``model`` (a name in ``BASELINES``); ``text``: ``TextEncoder`` kwargs or None."""
+    return BASELINES[model].generator(gan, image_channels, mask_classes, text)
 
 
 def load_baseline(path: str | Path) -> tuple[MaskToImage, dict]:
@@ -69,9 +152,9 @@ def load_baseline(path: str | Path) -> tuple[MaskToImage, dict]:
     """
     state, meta = load_weights(path)
     if meta.get("model") not in BASELINES:
-        raise CheckpointError(f"{path}: holds model {meta.get('model')!r}, not one of {BASELINES}")
-    gc: GANConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(GANConfig), meta["gan"]))
-    net = build_baseline(meta["model"], gc, meta["image_channels"], meta["mask_classes"], meta["text"])
+        raise CheckpointError(f"{path}: holds model {meta.get('model')!r}, not one of {', '.join(BASELINES)}")
+    gan: GANConfig = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(GANConfig), meta["gan"]))
+    net = build_baseline(meta["model"], gan, meta["image_channels"], meta["mask_classes"], meta["text"])
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
@@ -79,39 +162,36 @@ def load_baseline(path: str | Path) -> tuple[MaskToImage, dict]:
     return net.eval(), meta
 
 
-def _unwrap(net: nn.Module) -> nn.Module:
-    return getattr(net, "module", net)
-
-
 class GANTask:
-    """``generator`` (pix2pixHD's G or CasNet) and ``discriminator`` trained adversarially (module docstring)."""
+    """``generator`` (the G of ``BASELINES[model]``) and ``discriminator`` trained adversarially (module docstring)."""
 
     best_metric = ("l1", "min")
 
     def __init__(self, cfg: Config, dataset: MedicalDataset, env: DistEnv, model: str) -> None:
-        gc = cfg.gan
+        gan, baseline = cfg.gan, BASELINES[model]
         self.cfg, self.env, self.model = cfg, env, model
-        self.ema_net = "generator" if gc.ema else None
+        self.ema_net = "generator" if gan.ema else None
         self.channel_names, self.class_names = dataset.channel_names, dataset.class_names
         captions = [r.caption for r in dataset.records if r.caption]
-        use_text = bool(captions) and gc.caption_channels > 0
+        use_text = bool(captions) and gan.caption_channels > 0
         self.tokenizer = CaptionTokenizer.fit(captions, max_vocab=cfg.generator.vocab_size) if use_text else None
-        g = cfg.generator
-        self.text = {"vocab_size": len(self.tokenizer), "width": g.text_dim, "layers": g.text_layers,
-                     "heads": g.text_heads, "max_len": g.max_caption_len} if self.tokenizer else None
-        generator = build_baseline(model, gc, dataset.num_channels, dataset.num_classes, self.text)
-        scales = gc.pix2pixhd.num_d if model == "pix2pixhd" else 1
+        text_cfg = cfg.generator
+        self.text = {"vocab_size": len(self.tokenizer), "width": text_cfg.text_dim, "layers": text_cfg.text_layers,
+                     "heads": text_cfg.text_heads, "max_len": text_cfg.max_caption_len} if self.tokenizer else None
+        generator = baseline.generator(gan, dataset.num_channels, dataset.num_classes, self.text)
+        scales = baseline.scales(gan)
         coarsest = cfg.data.resolution // 2 ** (scales - 1)
-        if coarsest // 2**gc.n_layers_d < 3:  # PatchGAN's last normalised map is coarsest / 2^n - 1 wide
+        if coarsest // 2**gan.n_layers_d < 3:  # PatchGAN's last normalised map is coarsest / 2^n - 1 wide
             raise ValueError(f"data.resolution={cfg.data.resolution} is too small for the discriminator: its coarsest "
-                             f"scale ({coarsest} px) needs >= {3 * 2**gc.n_layers_d} px with gan.n_layers_d={gc.n_layers_d}"
-                             f"{'; lower gan.pix2pixhd.num_d' if scales > 1 else ''} or gan.n_layers_d")
+                             f"scale ({coarsest} px) needs >= {3 * 2**gan.n_layers_d} px with gan.n_layers_d="
+                             f"{gan.n_layers_d}{'; lower gan.pix2pixhd.num_d' if scales > 1 else ''} or gan.n_layers_d")
         self.nets = nn.ModuleDict({
             "generator": generator,
-            "discriminator": MultiScalePatchGAN(dataset.num_channels, dataset.num_classes, gc.ndf, gc.n_layers_d, scales),
+            "discriminator": MultiScalePatchGAN(dataset.num_channels, dataset.num_classes, gan.ndf, gan.n_layers_d,
+                                                scales),
         })
-        self.adv = AdversarialLoss(gc.adv_kind)
-        self.vgg = VGGLoss(gc.pix2pixhd.vgg_weights).to(env.device) if model == "pix2pixhd" and gc.pix2pixhd.vgg else None
+        self.adv = AdversarialLoss(gan.adv_kind)
+        self.objective = baseline.objective(gan, env.device)
         self._fakes: list[Tensor] = []  # G(m) of each micro-batch, from the generator phase to the discriminator's
         self._preview: dict | None = None
 
@@ -127,29 +207,10 @@ class GANTask:
         return mask, tokens
 
     def generator_loss(self, nets: Nets, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
+        """The baseline's objective on ``G(m)``, judged by D frozen in this phase (no DDP gradient hooks needed)."""
         real, (mask, tokens) = batch["image"], self.inputs(batch)
         fake = nets["generator"](mask, tokens)
-        disc = _unwrap(nets["discriminator"])  # frozen in this phase: no DDP gradient hooks needed
-        fake_out = disc(fake, mask)
-        with torch.no_grad():
-            real_out = disc(real, mask)
-        l_adv = self.adv.generator([o[-1] for o in fake_out])
-        terms = {"loss/adv_g": l_adv.item()}
-        if self.model == "pix2pixhd":
-            pc, n_d = self.cfg.gan.pix2pixhd, len(fake_out)
-            l_fm = discriminator_feature_loss(real_out, fake_out, 4 / (self.cfg.gan.n_layers_d + 1))
-            loss = 2 * n_d * l_adv + pc.feat_weight * l_fm
-            terms["loss/feat"] = l_fm.item()
-            if self.vgg is not None:
-                l_vgg = self.vgg(fake, real)
-                loss = loss + pc.feat_weight * l_vgg
-                terms["loss/vgg"] = l_vgg.item()
-        else:
-            mc = self.cfg.gan.medgan
-            l_perc, l_style = discriminator_feature_loss(real_out, fake_out), style_loss(real_out, fake_out)
-            l_l1 = F.l1_loss(fake.float(), real.float())
-            loss = l_adv + mc.perceptual_weight * l_perc + mc.style_weight * l_style + mc.l1_weight * l_l1
-            terms.update({"loss/perceptual": l_perc.item(), "loss/style": l_style.item(), "loss/l1": l_l1.item()})
+        loss, terms = self.objective(_unwrap(nets["discriminator"]), real, fake, mask)
         self._fakes.append(fake.detach())
         return loss, terms
 

@@ -1,5 +1,5 @@
-"""The losses of Med-DT-FM (DESIGN.md: ``L_total = L_FM + L_DT + alpha L_adv``) and of its GAN baselines,
-each a small callable."""
+"""The losses of Med-DT-FM (DESIGN.md: ``L_total = L_FM + L_DT + alpha L_adv``) and the terms of its GAN
+baselines, each a small callable; each baseline's generator objective combines them in ``meddtfm.training.gan``."""
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,4 @@
-"""Synthesis with a trained Med-DT-FM generator (paper §2.3): load it, check the inputs, sample.
+"""The generator side of synthesis (paper §2.3): load a trained Med-DT-FM generator, check the inputs, sample.
 
 ``load_generator`` rebuilds the ``VelocityNet`` that ``meddtfm train`` saved (``final.safetensors`` /
 ``best.safetensors``, EMA weights, ``MedDTFMTask.export_config`` as metadata) with its caption
@@ -21,12 +21,12 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from .checkpoint import CheckpointError, rebuild
-from .config import DataConfig, GeneratorConfig
-from .data.errors import BadSampleError
-from .data.io import binary_mask, read_image
-from .data.transforms import resize_pair
-from .flow.sampling import (
+from ..checkpoint import CheckpointError, rebuild
+from ..config import DataConfig, GeneratorConfig
+from ..data.errors import BadSampleError
+from ..data.io import binary_mask, read_image
+from ..data.transforms import resize_pair
+from ..flow.sampling import (
     ConditionInputs,
     Guidance,
     ReferenceResult,
@@ -36,14 +36,15 @@ from .flow.sampling import (
     reference_guided,
     seeded_noise,
 )
-from .flow.solver import SolverResult
-from .models.generator import VelocityNet, build_generator
-from .models.segmenters import load_teacher
-from .models.text import CaptionTokenizer
-from .models.ukan import FrozenTeacher
-from .training.split_check import check_same_split
+from ..flow.solver import SolverResult
+from ..models.generator import VelocityNet, build_generator
+from ..models.segmenters import load_teacher
+from ..models.text import CaptionTokenizer
+from ..models.ukan import FrozenTeacher
+from ..training.split_check import check_same_split
 
-__all__ = ["ConditionError", "GeneratorMeta", "Synthesizer", "load_generator", "read_mask_file", "read_reference_file"]
+__all__ = ["ConditionError", "GeneratorMeta", "Start", "Synthesizer", "load_generator", "read_mask_file",
+           "read_reference_file", "training_data_config"]
 
 Start = Literal["invert", "noise"]
 
