@@ -150,8 +150,8 @@ def generated_batches(loader: DataLoader, generate: Generate, seed: int, mode: M
     condition, and its "pair" would be an unrelated photo. Reference mode pairs it with its reference.
     ``average_of = K > 1`` adds ``average_of`` and ``fake_average``, the pixel mean of K draws
     (seeds ``seed + k * 1000003``, draw 0 being ``fake``): the conditional-mean estimate that pixel
-    metrics reward in a regressor (Dohmen et al., arXiv 2408.06075). A ``deterministic`` generator's K draws are one image, so its
-    average is ``fake`` itself, not drawn again.
+    metrics reward in a regressor (Dohmen et al., arXiv 2408.06075). A ``deterministic`` generator's
+    K draws are one image, so its average is ``fake`` itself, not drawn again.
     """
     for batch in loader:
         if on_real is not None:
