@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..config import Config
-from ..evaluation.runner import METRICS, Evaluation, Folder, Masks, Setup, add_real_folder, folder_batches
+from ..evaluation.folders import Folder, Masks, add_real_folder, folder_batches
+from ..evaluation.runner import METRICS, Evaluation, Setup
 from ..flow.solver import SOLVERS
 from .common import run_options
 
