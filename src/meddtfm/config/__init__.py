@@ -158,7 +158,7 @@ class GeneratorConfig:
 
 @dataclass
 class FlowConfig:
-    """The Med-DT-FM objective: ``L_FM + L_DT + alpha L_adv`` (DESIGN.md) and its conditioning."""
+    """The Med-DT-FM objective: ``L_FM + L_DT + alpha L_adv`` (docs/design.md) and its conditioning."""
 
     time_sampling: str = "logit_normal"  # uniform | logit_normal
     coupling: str = "independent"  # independent | ot (exact minibatch EMD)
