@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from meddtfm.config import ConfigError, load_config, save_config
+from meddtfm.config import ConfigError, config_names, load_config, save_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -30,6 +30,13 @@ def test_overrides_are_typed():
 def test_bad_overrides_name_the_key(override, words):
     with pytest.raises(ConfigError, match=words):
         load_config(None, [override])
+
+
+def test_shipped_configs_load_by_name():
+    assert config_names() == sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+    assert load_config("lgg") == load_config(CONFIGS / "lgg.yaml")
+    with pytest.raises(ConfigError, match="shipped configs, by name: brats2021"):
+        load_config("nosuch")
 
 
 def test_missing_file(tmp_path):

@@ -13,11 +13,12 @@ from PIL import Image
 
 from meddtfm.checkpoint import load_weights
 from meddtfm.cli.main import cli
-from meddtfm.cli.reproduce import _plan
-from meddtfm.evaluation.compare import state_as_weights
-from meddtfm.evaluation.figures import LABEL_H, MIN_TILE, PAD, grid_size
 from meddtfm.evaluation.report import format_number
-from meddtfm.evaluation.table1 import METHODS, load_preset, preset_names
+from meddtfm.experiments.convergence import state_as_weights
+from meddtfm.experiments.figures import LABEL_H, MIN_TILE, PAD, grid_size
+from meddtfm.experiments.table1.methods import METHODS
+from meddtfm.experiments.table1.plan import plan_dataset
+from meddtfm.experiments.table1.preset import load_preset, preset_names
 
 LABELS = ["pix2pixHD", "MedGAN", "Ours (no DT)", "Med-DT-FM"]
 RUNS = ["teacher", "segmenter", "pix2pixhd", "medgan", "nodt", "meddtfm"]
@@ -137,7 +138,7 @@ def test_bad_requests_are_named_before_any_work(tmp_path, args, message):
 def test_every_preset_gives_equal_budgets(tmp_path, name):
     preset = load_preset(name)
     for dataset in preset.datasets:
-        plan = _plan(preset, dataset, [f"data.root={tmp_path}"], 3, tmp_path, None, None, True)
+        plan = plan_dataset(preset, dataset, [f"data.root={tmp_path}"], 3, tmp_path, None, None, True)
         cfgs = [r.cfg for r in plan.methods.values()]
         assert {c.train.steps * c.data.batch_size for c in cfgs} == {preset.budget.images}
         assert {c.seed for c in cfgs} == {3} and plan.methods["nodt"].cfg.flow.dt_weights == [0, 0, 0, 0]

@@ -1,8 +1,8 @@
 """Typed configuration: dataclasses loaded from YAML, overridden with ``key.path=value`` strings.
 
-Every subcommand takes ``--config FILE`` and repeatable ``--set key.path=value``; the merge and the
-type checks are OmegaConf's structured configs, so a misspelt key or a wrong type is an error that
-names the key, not a silent default.
+Every subcommand takes ``--config FILE`` (or the name of a config shipped with the package, see
+``shipped``) and repeatable ``--set key.path=value``; the merge and the type checks are OmegaConf's
+structured configs, so a misspelt key or a wrong type is an error that names the key, not a silent default.
 """
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .baselines import GANConfig, MedGANConfig, Pix2PixHDConfig
 from .errors import ConfigError, check_choice
+from .shipped import config_names, find_config
 
 __all__ = ["Config", "ConfigError", "DataConfig", "EncoderConfig", "FlowConfig", "GANConfig", "GeneratorConfig",
-           "MedGANConfig", "Pix2PixHDConfig", "TrainConfig", "load_config", "save_config", "to_dict"]
+           "MedGANConfig", "Pix2PixHDConfig", "TrainConfig", "config_names", "find_config", "load_config",
+           "save_config", "to_dict"]
 
 DATASETS = ("phantoms", "brats2021", "isic2019", "lgg", "folder")
 SLICE_SELECTIONS = ("tumour", "healthy", "brain", "all")
@@ -156,7 +158,7 @@ class GeneratorConfig:
 
 @dataclass
 class FlowConfig:
-    """The Med-DT-FM objective: ``L_FM + L_DT + alpha L_adv`` (DESIGN.md) and its conditioning."""
+    """The Med-DT-FM objective: ``L_FM + L_DT + alpha L_adv`` (docs/design.md) and its conditioning."""
 
     time_sampling: str = "logit_normal"  # uniform | logit_normal
     coupling: str = "independent"  # independent | ot (exact minibatch EMD)
@@ -218,13 +220,14 @@ class Config:
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), seed: int | None = None) -> Config:
-    """Defaults <- YAML file <- ``key.path=value`` overrides <- ``seed``; returns a validated ``Config``."""
+    """Defaults <- YAML file <- ``key.path=value`` overrides <- ``seed``; returns a validated ``Config``.
+
+    ``path`` is a YAML file or the name of a shipped config (``lgg``: ``meddtfm/configs/lgg.yaml``).
+    """
     merged = OmegaConf.structured(Config)
     try:
         if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise ConfigError(f"config file {path} does not exist")
+            path = find_config(path)
             merged = OmegaConf.merge(merged, OmegaConf.load(path))
         bad = [o for o in overrides if "=" not in o]
         if bad:

@@ -3,7 +3,7 @@
 Reference-guided synthesis seeds bridge 0 with ``f_ref = E_0(I_ref)`` of a *reference* image, at
 sampling time a healthy slice of the patient. Training must give the generator what sampling gives
 it, so a training sample's reference is never the sample itself (its own ``E_0(x1)`` would be the
-answer that ``L_DT`` level 0 then asks for, a copy rather than a lesson; DESIGN.md):
+answer that ``L_DT`` level 0 then asks for, a copy rather than a lesson; docs/design.md):
 
 * ``other_slice`` (``flow.reference_source``; BraTS, LGG, MRI phantoms): another slice of the same
   subject, a healthy one where the subject has any, nearest in slice position, as

@@ -1,4 +1,4 @@
-"""Evaluation of synthetic images (DESIGN.md, "Evaluation"): paired, mask-consistency and distribution metrics.
+"""Evaluation of synthetic images (docs/design.md, "Evaluation"): paired, mask-consistency and distribution metrics.
 
 * ``metrics``: SSIM, MS-SSIM, PSNR against the real image whose mask conditioned the synthesis.
 * ``consistency``: Dice / IoU of the independent MONAI U-Net segmenter (never the U-KAN teacher).

@@ -10,11 +10,11 @@ mask, averaged over images. In ``dice/`` and ``iou/`` an image whose mask lacks 
 ``P_k`` is empty too and 0 otherwise (BraTS convention: a lesion painted where none was asked for counts),
 so a class absent from most masks scores near 1 if it is seldom painted, however badly it is drawn where
 asked for. ``dice_present/`` and ``iou_present/`` average class ``k`` only over the images whose mask has
-it: how faithfully the lesions that were asked for were drawn (DESIGN.md, "Evaluation"). The same
+it: how faithfully the lesions that were asked for were drawn (docs/design.md, "Evaluation"). The same
 segmenter on the real images against their own masks gives the ceiling to read the synthetic score against.
 
 The U-KAN teacher is refused: the generator was trained to match its features (L_DT), so it would
-flatter the generator (DESIGN.md, "Evaluation").
+flatter the generator (docs/design.md, "Evaluation").
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ rectified flow (Liu et al., 2023), is the straight line
     x_t = (1 - t) x0 + t x1,        dx_t/dt = x1 - x0,
 
 so the flow-matching regression target does not depend on ``t``:
-``L_FM = E ||v(x_t, t, C) - (x1 - x0)||^2`` (DESIGN.md, "Parts").
+``L_FM = E ||v(x_t, t, C) - (x1 - x0)||^2`` (docs/design.md, "The parts").
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def one_step_estimate(x_t: Tensor, t: Tensor, v: Tensor) -> Tensor:
     """One Euler step from ``t`` to 1: ``x1_hat = x_t + (1 - t) v``.
 
     Exact for the straight path when ``v = x1 - x0``; with a learned ``v`` it is the denoised guess
-    that the adversarial loss judges (DESIGN.md, ``L_adv``). Shapes: x_t, v (B, ...); t (B,).
+    that the adversarial loss judges (docs/design.md, ``L_adv``). Shapes: x_t, v (B, ...); t (B,).
     """
     return x_t + (1 - expand_time(t, x_t).to(x_t.dtype)) * v
 

@@ -1,6 +1,6 @@
 """Caption side of the condition encoder (paper Eq. 1, ``C = f_theta(caption/mask)``).
 
-DESIGN.md: our own tokenizer and a small transformer, no hub weights. ``CaptionTokenizer`` is a
+docs/design.md: our own tokenizer and a small transformer, no hub weights. ``CaptionTokenizer`` is a
 word-level vocabulary fitted on the training captions; ``TextEncoder`` turns its token ids into one
 global caption vector, the transformer's output at the leading [CLS] token.
 """

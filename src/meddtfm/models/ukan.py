@@ -186,7 +186,7 @@ class UKAN(nn.Module):
         return feats
 
     def encode(self, x: Tensor) -> list[Tensor]:
-        """Teacher features ``[E_0, E_1, E_2, E_3]``, coarse to fine (DESIGN.md levels 0..3).
+        """Teacher features ``[E_0, E_1, E_2, E_3]``, coarse to fine (docs/design.md levels 0..3).
 
         For ``x: (B, C, H, W)``: ``E_0: (B, c5, H/32, W/32)`` (bottleneck), ``E_1: (B, c4, H/16, W/16)``
         (token stage), ``E_2: (B, c3, H/8, W/8)`` and ``E_3: (B, c2, H/4, W/4)`` (conv stages 3 and 2),

@@ -1,4 +1,4 @@
-"""Stage 2: Med-DT-FM, a conditional flow trained with ``L_FM + L_DT + alpha L_adv`` (DESIGN.md).
+"""Stage 2: Med-DT-FM, a conditional flow trained with ``L_FM + L_DT + alpha L_adv`` (docs/design.md).
 
 Per micro-batch of real images ``x1`` with masks / captions:
 

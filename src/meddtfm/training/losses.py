@@ -1,4 +1,4 @@
-"""The losses of Med-DT-FM (DESIGN.md: ``L_total = L_FM + L_DT + alpha L_adv``) and the terms of its GAN
+"""The losses of Med-DT-FM (docs/design.md: ``L_total = L_FM + L_DT + alpha L_adv``) and the terms of its GAN
 baselines, each a small callable; each baseline's generator objective combines them in ``meddtfm.training.gan``."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figures of the Table 1 run, drawn with PIL only: Fig. 2 (a labelled image grid) and a convergence line plot."""
+"""Figures of the studies, drawn with PIL only: labelled image grids (Table 1's Fig. 2) and line plots."""
 from __future__ import annotations
 
 import math
@@ -8,6 +8,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..files import atomic_write
+
 PAD = 2  # px between tiles
 LABEL_H = 16  # px of a text strip (column labels, dataset name)
 MIN_TILE = 128  # small images are enlarged (nearest neighbour) so that the labels fit
@@ -15,12 +17,8 @@ COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
 
 
 def _save(image: Image.Image, path: Path) -> Path:
-    """Atomic PNG write (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
-    return path
+    """Write ``image`` to ``path`` as a PNG, atomically."""
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def grid_size(columns: int, rows: int, groups: int, tile: int) -> tuple[int, int]:

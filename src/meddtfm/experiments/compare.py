@@ -1,31 +1,30 @@
 """Several generators scored identically on one dataset: the same split, masks, seeds, segmenter and metrics.
 
 It is ``meddtfm evaluate``'s mode B (``generation.load_generate`` -> ``generated_batches`` ->
-``runner.Evaluation``) with one real set for all generators, plus the images of Fig. 2 and the
-validation FRD of training checkpoints (for the convergence plot).
+``runner.Evaluation``) with one real set for all generators, plus side-by-side images of the
+generators for the same masks (Table 1's Fig. 2).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset, default_collate
 from tqdm import tqdm
 
-from ..checkpoint import CheckpointError, load_state, load_weights, save_weights
+from ..checkpoint import CheckpointError
 from ..config import DataConfig
 from ..data import build_dataset
 from ..data.base import MedicalDataset
+from ..evaluation.consistency import load_eval_segmenter
+from ..evaluation.generation import generated_batches, load_generate
+from ..evaluation.inception import load_inception
+from ..evaluation.runner import Evaluation, Setup
 from ..viz import mask_to_rgb, to_rgb
-from .consistency import load_eval_segmenter
-from .generation import generated_batches, load_generate
-from .inception import load_inception
-from .runner import Evaluation, Setup
-from .table1 import EvalSpec
+from .presets import EvalSpec
 
 
 @dataclass
@@ -100,7 +99,7 @@ def compare(scorer: Scorer, weights: dict[str, Path], grid_dir: Path | None = No
     return Comparison(runs, evaluation.reference(), evaluation.notes, len(loader.dataset), pairs)
 
 
-def fig2_rows(scorer: Scorer, weights: dict[str, Path], rows: int, seed: int) -> list[list[np.ndarray]]:
+def side_by_side(scorer: Scorer, weights: dict[str, Path], rows: int, seed: int) -> list[list[np.ndarray]]:
     """Rows of ``H x W x 3`` tiles: input mask, then each generator's image for it (same masks and seed).
 
     The masks are those of the first ``rows`` samples of the split that have a non-empty mask.
@@ -121,29 +120,3 @@ def fig2_rows(scorer: Scorer, weights: dict[str, Path], rows: int, seed: int) ->
         with torch.no_grad():
             images.append(generate(batch, seed).float().cpu())
     return [[mask_to_rgb(batch["mask"][r])] + [to_rgb(x[r]) for x in images] for r in range(len(picked))]
-
-
-def state_as_weights(state_path: Path, final: Path, dest: Path) -> tuple[int, Path]:
-    """A training state's EMA generator as a weights file like ``final`` (same metadata): ``(step, dest)``."""
-    state = load_state(state_path)
-    if "ema" not in state:
-        raise CheckpointError(f"{state_path}: holds no EMA weights")
-    module = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
-    _, meta = load_weights(final)
-    step = int(state["step"])
-    return step, save_weights(module, dest, {**meta, "step": step})
-
-
-def checkpoint_frd(scorer: Scorer, runs: dict[str, Sequence[tuple[int, Path]]], images: int) -> dict[str, list]:
-    """FRD (mean over channels) of each (step, weights) of each run against the first ``images`` of the split."""
-    evaluation, loader = scorer.evaluation(), scorer.loader(images)
-    first, curves = True, {}
-    for name, points in runs.items():
-        curves[name] = []
-        for step, path in points:
-            generate, _ = scorer.generator(path)
-            on_real = (lambda b: evaluation.add_real(b["image"])) if first else None
-            first = False
-            batches = generated_batches(loader, generate, scorer.spec.seeds[0], "noise", on_real)
-            curves[name].append((step, evaluation.run(batches, f"{name}_{step}")["frd/mean"]))
-    return curves

@@ -1,0 +1,48 @@
+"""Validation curves over a run's training checkpoints, for convergence plots.
+
+A kept training state's EMA generator becomes a weights file (``state_as_weights``) that ``compare.Scorer``
+loads like final weights; ``checkpoint_frd`` scores such files, ``logged_val_fm`` reads the validation
+``L_FM`` the training loop logged instead.
+"""
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..checkpoint import CheckpointError, load_state, load_weights, save_weights
+from ..evaluation.generation import generated_batches
+from .compare import Scorer
+
+
+def state_as_weights(state_path: Path, final: Path, dest: Path) -> tuple[int, Path]:
+    """A training state's EMA generator as a weights file like ``final`` (same metadata): ``(step, dest)``."""
+    state = load_state(state_path)
+    if "ema" not in state:
+        raise CheckpointError(f"{state_path}: holds no EMA weights")
+    module = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    _, meta = load_weights(final)
+    step = int(state["step"])
+    return step, save_weights(module, dest, {**meta, "step": step})
+
+
+def checkpoint_frd(scorer: Scorer, runs: dict[str, Sequence[tuple[int, Path]]], images: int) -> dict[str, list]:
+    """FRD (mean over channels) of each (step, weights) of each run against the first ``images`` of the split."""
+    evaluation, loader = scorer.evaluation(), scorer.loader(images)
+    first, curves = True, {}
+    for name, points in runs.items():
+        curves[name] = []
+        for step, path in points:
+            generate, _ = scorer.generator(path)
+            on_real = (lambda b: evaluation.add_real(b["image"])) if first else None
+            first = False
+            batches = generated_batches(loader, generate, scorer.spec.seeds[0], "noise", on_real)
+            curves[name].append((step, evaluation.run(batches, f"{name}_{step}")["frd/mean"]))
+    return curves
+
+
+def logged_val_fm(metrics_csv: Path) -> list[tuple[float, float]]:
+    """(step, validation L_FM) from a run's ``metrics.csv``."""
+    with open(metrics_csv, newline="") as fh:
+        return [(float(r["step"]), float(r["value"])) for r in csv.DictReader(fh)
+                if r["split"] == "val" and r["name"] == "fm_loss"]

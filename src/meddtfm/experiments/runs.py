@@ -1,0 +1,72 @@
+"""A study's training runs: each trained once into its folder, reused when finished, resumed when started.
+
+A folder that already holds final weights or checkpoints must hold the same configuration
+(``check_reuse``, run for every run before any training); ``train_unless_finished`` then trains,
+resumes or reuses it and records its steps and seconds in ``train_result.json``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from omegaconf import OmegaConf
+
+from ..checkpoint import list_states, load_weights
+from ..config import Config, ConfigError, save_config, to_dict
+from ..files import atomic_write_text
+from ..training.resume import config_changes
+
+if TYPE_CHECKING:
+    from ..training.loop import TrainResult
+
+log = logging.getLogger(__name__)
+SEGMENTERS = ("ukan", "unet")  # pretrain-encoder's models; every other run is a meddtfm train --model
+
+
+@dataclass
+class Run:
+    """One training run: its resolved config, folder, and ``ukan`` | ``unet`` | a ``meddtfm train --model``."""
+
+    cfg: Config
+    out: Path
+    model: str
+
+
+@dataclass(frozen=True)
+class Trainers:
+    """The work of ``pretrain-encoder`` and of ``train``: the CLI owns both and hands them to a study."""
+
+    pretrain: Callable[[Config, Path], tuple[TrainResult, Any]]
+    generator: Callable[[Config, Path, str], tuple[TrainResult, Any]]
+
+
+def check_reuse(run: Run) -> None:
+    """A started run folder (final weights or checkpoints) must hold this run's configuration."""
+    saved = run.out / "config.yaml"
+    if saved.is_file() and ((run.out / "final.safetensors").is_file() or list_states(run.out / "checkpoints")):
+        diff = [key for key, _, _ in config_changes(OmegaConf.to_container(OmegaConf.load(saved)), to_dict(run.cfg))]
+        if diff:
+            raise ConfigError(f"{run.out} was trained with other settings ({', '.join(diff[:6])}); "
+                              "use another --out, or delete that folder to retrain it")
+
+
+def train_unless_finished(run: Run, what: str, trainers: Trainers) -> dict:
+    """Train (or resume) ``run`` unless its final weights exist; ``{"step", "seconds"}`` (None: not recorded)."""
+    record = run.out / "train_result.json"
+    if (run.out / "final.safetensors").is_file():
+        log.info("%s: reusing %s", what, run.out / "final.safetensors")
+        if record.is_file():
+            return json.loads(record.read_text())
+        return {"step": int(load_weights(run.out / "final.safetensors")[1].get("step", 0)), "seconds": None}
+    log.info("%s: training into %s (%d steps)", what, run.out, run.cfg.train.steps)
+    save_config(run.cfg, run.out / "config.yaml")
+    if run.model in SEGMENTERS:
+        result, _ = trainers.pretrain(run.cfg, run.out)
+    else:
+        result, _ = trainers.generator(run.cfg, run.out, run.model)
+    done = {"step": result.step, "seconds": result.seconds}
+    atomic_write_text(record, json.dumps(done) + "\n")
+    return done
