@@ -1,4 +1,4 @@
-"""``meddtfm.data.DATASETS``: every loader by name, the same names as ``data.name``'s check."""
+"""``meddtfm.data.DATASETS``: every loader by name, in the one catalogue that ``data.name``'s check reads."""
 import pytest
 
 from meddtfm import config
@@ -7,8 +7,10 @@ from meddtfm.data.phantoms import PhantomDataset
 from meddtfm.registry import UnknownNameError
 
 
-def test_the_registry_and_the_config_check_name_the_same_datasets():
-    assert DATASETS.names() == config.DATASETS
+def test_the_loaders_and_the_config_check_read_one_catalogue():
+    assert DATASETS is config.DATASETS
+    with pytest.raises(config.ConfigError, match="data.name='mnist' is not one of phantoms, brats2021"):
+        config.DataConfig(name="mnist")
 
 
 @pytest.mark.parametrize("name", DATASETS.names())

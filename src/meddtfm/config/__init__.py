@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .baselines import GANConfig, MedGANConfig, Pix2PixHDConfig
+from .datasets import DATASETS
 from .errors import ConfigError, check_choice
 from .shipped import config_names, find_config
 
@@ -21,7 +22,6 @@ __all__ = ["Config", "ConfigError", "DataConfig", "EncoderConfig", "FlowConfig",
            "MedGANConfig", "Pix2PixHDConfig", "TrainConfig", "config_names", "find_config", "load_config",
            "save_config", "to_dict"]
 
-DATASETS = ("phantoms", "brats2021", "isic2019", "lgg", "folder")
 SLICE_SELECTIONS = ("tumour", "healthy", "brain", "all")
 BAD_SAMPLE_POLICIES = ("error", "skip")
 REFERENCE_SOURCES = ("other_slice", "same_lesion", "none")
@@ -54,7 +54,7 @@ class DataConfig:
     num_workers: int = 2  # DataLoader workers per process, capped at the usable CPUs
 
     def __post_init__(self) -> None:
-        check_choice("data.name", self.name, DATASETS)
+        check_choice("data.name", self.name, DATASETS.names())
         check_choice("data.slices", self.slices, SLICE_SELECTIONS)
         check_choice("data.on_bad_sample", self.on_bad_sample, BAD_SAMPLE_POLICIES)
         check_choice("data.phantom_kind", self.phantom_kind, ("mri", "dermoscopy"))

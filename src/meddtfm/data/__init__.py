@@ -1,28 +1,14 @@
 """Datasets in their official layouts plus the built-in phantoms, by name in ``DATASETS``.
 
-A new dataset is a ``MedicalDataset`` subclass in its own module, registered here; ``data.name``'s
-check (``meddtfm.config.DATASETS``) lists the same names, as the config layer cannot import this one.
+A new dataset is a ``MedicalDataset`` subclass in its own module plus one line in the catalogue
+``meddtfm.config.datasets.DATASETS`` (re-exported here), which ``data.name``'s check reads too.
 """
 from __future__ import annotations
 
 from ..config import DataConfig
-from ..registry import Registry
+from ..config.datasets import DATASETS
 from .base import MedicalDataset, Record, loader_workers, usable_cpus
 from .errors import BadSampleError
-from .phantoms import PhantomDataset
-
-# Loaders other than the phantoms are imported on first use, so that their dependencies stay optional.
-DATASETS: Registry[type[MedicalDataset]] = Registry("dataset")
-DATASETS.add("phantoms", "built-in procedural brain-MRI or dermoscopy phantoms (data.phantom_kind), no download",
-             PhantomDataset)
-DATASETS.add_lazy("brats2021", "BraTS 2021 NIfTI volumes per case, as 2D axial slices (data.slices)",
-                  "meddtfm.data.brats:BraTSDataset")
-DATASETS.add_lazy("isic2019", "ISIC 2019 dermoscopy with captions, lesion masks in the ISIC 2018 Task 1 layout",
-                  "meddtfm.data.isic:ISICDataset")
-DATASETS.add_lazy("lgg", "TCGA lower-grade glioma MRI (Kaggle kaggle_3m): RGB slices and FLAIR abnormality masks",
-                  "meddtfm.data.lgg:LGGDataset")
-DATASETS.add_lazy("folder", "a folder of 2D images with optional masks and captions (data.root)",
-                  "meddtfm.data.folder:FolderDataset")
 
 
 def dataset_class(name: str) -> type[MedicalDataset]:
