@@ -1,6 +1,6 @@
 """Named registries of interchangeable parts: datasets, ODE solvers, metrics, generators.
 
-Each kind lives in one ``Registry``, kept by the module that owns the kind (``meddtfm.data.DATASETS``,
+Each kind lives in one ``Registry``, kept by the module that owns the kind (``meddtfm.config.datasets.DATASETS``,
 ``meddtfm.flow.solver.SOLVERS``, ...), so a new part is added in one place and every command offers
 it: ``names()`` for choices, ``describe()`` for help. An entry is a name, a one-line description and
 an object (a class, a factory or a small record); ``add_lazy`` stores an import path instead, for a

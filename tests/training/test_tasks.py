@@ -7,7 +7,7 @@ from meddtfm.data import build_dataset
 from meddtfm.models.discriminator import MultiScalePatchGAN
 from meddtfm.training.distributed import DistEnv
 from meddtfm.training.flow_matching import MedDTFMTask
-from meddtfm.training.gan import BASELINES, GANTask
+from meddtfm.training.gan import BASELINES, GANTask, baseline_objective
 from meddtfm.training.tasks import GENERATORS
 
 DATA = ["data.phantom_count=24", "data.resolution=32", "data.batch_size=4", "data.num_workers=0", "gan.ndf=8",
@@ -37,7 +37,7 @@ def test_each_kind_builds_its_task():
 def test_objectives_share_one_signature(name, terms):
     gan = load_config(None, DATA).gan
     baseline = BASELINES[name]
-    objective = baseline.objective(gan, torch.device("cpu"))
+    objective = baseline_objective(name, gan, torch.device("cpu"))
     disc = MultiScalePatchGAN(4, 3, gan.ndf, gan.n_layers_d, baseline.scales(gan))
     g = torch.Generator().manual_seed(0)
     real = torch.rand((2, 4, 32, 32), generator=g) * 2 - 1
@@ -52,3 +52,15 @@ def test_objectives_share_one_signature(name, terms):
 def test_unknown_baseline_lists_the_choices():
     with pytest.raises(ValueError, match="unknown GAN baseline 'cyclegan'; choose from pix2pixhd, medgan"):
         BASELINES["cyclegan"].generator(GANConfig(), 4, 3, None)
+
+
+def test_a_baseline_objective_is_the_weighted_sum_of_its_declared_terms():
+    gan = load_config(None, DATA).gan
+    objective = baseline_objective("pix2pixhd", gan, torch.device("cpu"))
+    disc = MultiScalePatchGAN(4, 3, gan.ndf, gan.n_layers_d, BASELINES["pix2pixhd"].scales(gan))
+    g = torch.Generator().manual_seed(1)
+    real, fake = torch.rand((2, 4, 32, 32), generator=g), torch.rand((2, 4, 32, 32), generator=g)
+    mask = (torch.rand((2, 3, 32, 32), generator=g) > 0.5).float()
+    loss, logged = objective(disc, real, fake, mask)
+    expected = 2 * gan.pix2pixhd.num_d * logged["loss/adv_g"] + gan.pix2pixhd.feat_weight * logged["loss/feat"]
+    assert loss.item() == pytest.approx(expected, rel=1e-6)

@@ -3,7 +3,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..registry import Registry
 from .errors import ConfigError, check_choice
+
+# The baselines by name (``meddtfm train --model``, Table 1 rows, Fig. 2): import paths of their
+# ``meddtfm.models.baseline.Baseline``, resolved on first use. A new baseline is its generator module
+# with its ``Baseline`` plus, here, its config section (a field of ``GANConfig``) and one line.
+BASELINES: Registry = Registry("GAN baseline")
+BASELINES.add_lazy("pix2pixhd", "pix2pixHD (Wang et al. 2018), multi-scale D with feature matching (config "
+                   "gan.pix2pixhd)", "meddtfm.models.pix2pixhd:PIX2PIXHD")
+BASELINES.add_lazy("medgan", "MedGAN (Armanious et al. 2020), CasNet G with perceptual and style losses (config "
+                   "gan.medgan)", "meddtfm.models.medgan:MEDGAN")
 
 
 @dataclass

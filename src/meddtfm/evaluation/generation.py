@@ -10,7 +10,7 @@ is a collated batch of the dataset (``meddtfm.data.base``: ``image``, ``mask``, 
   the seed's noise. ``reference`` mode is Eq. 6: sample i gets its own mask (and caption) in the anatomy
   of sample i+1 (cyclically) of the split, inverted under that reference's mask to ``t0``. Its paired
   metrics compare with the reference (the anatomy source), not with the image the mask came from.
-* GAN baseline checkpoints (``pix2pixhd``, ``medgan``: ``meddtfm.training.gan.BASELINES``):
+* GAN baseline checkpoints (``pix2pixhd``, ``medgan``: ``meddtfm.config.baselines.BASELINES``):
   ``G(mask, caption)``, deterministic, so every seed gives the same images; noise mode only.
 
 ``LOADERS`` holds, by the checkpoint's ``model``, how its weights become a ``Generate``: the names of

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import MedGANConfig
+from ..config import GANConfig, MedGANConfig
+from .baseline import Baseline, LossTerm
 from .pix2pixhd import MaskToImage, init_weights, norm
 
 
@@ -79,3 +80,15 @@ class CasNet(MaskToImage):
         for block in self.blocks:
             x = block(x)
         return x
+
+
+def _losses(gan: GANConfig) -> list[LossTerm]:
+    """``L_G = L_adv + lambda_1 L_perceptual + lambda_2 L_style + lambda_l1 ||y - G(m)||_1`` (MedGAN; see
+    ``meddtfm.training.gan`` for the substitutions): perceptual and style on the discriminator's features."""
+    w = gan.medgan
+    return [LossTerm("adv_g", 1.0), LossTerm("perceptual", w.perceptual_weight), LossTerm("style", w.style_weight),
+            LossTerm("l1", w.l1_weight)]
+
+
+MEDGAN = Baseline("MedGAN", lambda gan, c, k, text: CasNet(gan.medgan, c, k, text, gan.caption_channels),
+                  lambda gan: 1, _losses)

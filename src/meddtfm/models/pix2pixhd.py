@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import ConfigError, Pix2PixHDConfig
+from ..config import ConfigError, GANConfig, Pix2PixHDConfig
+from .baseline import Baseline, LossTerm
 from .text import CaptionTokenizer, TextEncoder
 
 
@@ -231,3 +232,16 @@ def _read_vgg(path: Path, num_layers: int) -> dict[str, Tensor]:
         raise ConfigError(f"gan.pix2pixhd.vgg_weights={str(path)!r} is not a torchvision vgg19 state dict "
                           "(expected features.N.weight / .bias keys)")
     return kept
+
+
+def _losses(gan: GANConfig) -> list[LossTerm]:
+    """``L_G = 2 N_D L_adv + lambda_feat L_FM [+ lambda_feat L_VGG]`` (pix2pixHD; ``meddtfm.training.gan``):
+    ``2 N_D`` restores the paper's per-scale sum of MSEs; ``L_FM``'s layer weights are ``4 / (n_layers_D + 1)``."""
+    p, layer_weights = gan.pix2pixhd, 4 / (gan.n_layers_d + 1)
+    terms = [LossTerm("adv_g", 2 * p.num_d), LossTerm("feat", p.feat_weight, {"layer_weights": layer_weights})]
+    return terms + ([LossTerm("vgg", p.feat_weight, {"weights": p.vgg_weights})] if p.vgg else [])
+
+
+PIX2PIXHD = Baseline("pix2pixHD",
+                     lambda gan, c, k, text: Pix2PixHDGenerator(gan.pix2pixhd, c, k, text, gan.caption_channels),
+                     lambda gan: gan.pix2pixhd.num_d, _losses)

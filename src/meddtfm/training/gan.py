@@ -26,10 +26,11 @@ with a factor 1/2: ``(1/N_D) sum_s 1/2 E(D_s(G(m)) - 1)^2`` for G.
 The generator's EMA (``train.ema_decay``; ``gan.ema=false`` turns it off) validates, samples and is
 exported, as for Med-DT-FM. Validation: mean L1 between ``G(m)`` and ``y`` (best = min).
 
-Each baseline is a ``Baseline`` in ``BASELINES``: its generator, its discriminator's scales, and its
-generator objective, a callable ``(discriminator, real, fake, mask) -> (loss, terms)`` built from the
-``gan`` config (``Pix2PixHDObjective``, ``MedGANObjective``). A new baseline is a generator in
-``meddtfm.models``, an objective class and one ``BASELINES.add``.
+Each baseline is a ``meddtfm.models.baseline.Baseline`` named in ``BASELINES`` (the catalogue in
+``meddtfm.config.baselines``): its generator, its discriminator's scales and its ``LossTerm``s, which
+``BaselineObjective`` sums into a callable ``(discriminator, real, fake, mask) -> (loss, terms)``; each
+term is a ``GENERATOR_TERMS`` entry reading ``Judged`` (the images and D's features of both). A new
+baseline is a generator module with its ``Baseline`` and a config section with one catalogue line.
 """
 from __future__ import annotations
 
@@ -45,10 +46,11 @@ from torch.utils.data import DataLoader
 
 from ..checkpoint import CheckpointError, load_weights
 from ..config import Config, GANConfig, to_dict
+from ..config.baselines import BASELINES
 from ..data.base import MedicalDataset
+from ..models.baseline import LossTerm
 from ..models.discriminator import MultiScalePatchGAN
-from ..models.medgan import CasNet
-from ..models.pix2pixhd import MaskToImage, Pix2PixHDGenerator, VGGLoss
+from ..models.pix2pixhd import MaskToImage, VGGLoss
 from ..models.text import CaptionTokenizer
 from ..registry import Registry
 from ..viz import save_sample_grid
@@ -71,71 +73,65 @@ def _judge(discriminator: nn.Module, real: Tensor, fake: Tensor, mask: Tensor) -
     return real_out, fake_out
 
 
-class Pix2PixHDObjective:
-    """pix2pixHD's ``L_G = 2 N_D L_adv + lambda_feat L_FM [+ lambda_feat L_VGG]`` (module docstring)."""
-
-    def __init__(self, cfg: GANConfig, device: torch.device) -> None:
-        self.adv, self.feat_weight = AdversarialLoss(cfg.adv_kind), cfg.pix2pixhd.feat_weight
-        self.layer_weight = 4 / (cfg.n_layers_d + 1)
-        self.vgg = VGGLoss(cfg.pix2pixhd.vgg_weights).to(device) if cfg.pix2pixhd.vgg else None
-
-    def __call__(self, discriminator: nn.Module, real: Tensor, fake: Tensor,
-                 mask: Tensor) -> tuple[Tensor, dict[str, float]]:
-        real_out, fake_out = _judge(discriminator, real, fake, mask)
-        l_adv = self.adv.generator([o[-1] for o in fake_out])
-        l_fm = discriminator_feature_loss(real_out, fake_out, self.layer_weight)
-        loss = 2 * len(fake_out) * l_adv + self.feat_weight * l_fm
-        terms = {"loss/adv_g": l_adv.item(), "loss/feat": l_fm.item()}
-        if self.vgg is not None:
-            l_vgg = self.vgg(fake, real)
-            loss = loss + self.feat_weight * l_vgg
-            terms["loss/vgg"] = l_vgg.item()
-        return loss, terms
-
-
-class MedGANObjective:
-    """MedGAN's ``L_G = L_adv + lambda_1 L_perceptual + lambda_2 L_style + lambda_l1 ||y - G(m)||_1`` (module doc)."""
-
-    def __init__(self, cfg: GANConfig, device: torch.device) -> None:
-        self.adv, self.weights = AdversarialLoss(cfg.adv_kind), cfg.medgan
-
-    def __call__(self, discriminator: nn.Module, real: Tensor, fake: Tensor,
-                 mask: Tensor) -> tuple[Tensor, dict[str, float]]:
-        real_out, fake_out = _judge(discriminator, real, fake, mask)
-        l_adv = self.adv.generator([o[-1] for o in fake_out])
-        l_perc, l_style = discriminator_feature_loss(real_out, fake_out), style_loss(real_out, fake_out)
-        l_l1 = F.l1_loss(fake.float(), real.float())
-        w = self.weights
-        loss = l_adv + w.perceptual_weight * l_perc + w.style_weight * l_style + w.l1_weight * l_l1
-        return loss, {"loss/adv_g": l_adv.item(), "loss/perceptual": l_perc.item(), "loss/style": l_style.item(),
-                      "loss/l1": l_l1.item()}
-
-
-GeneratorObjective = Callable[[nn.Module, Tensor, Tensor, Tensor], tuple[Tensor, dict[str, float]]]
-
-
 @dataclass(frozen=True)
-class Baseline:
-    """A mask-to-image GAN baseline.
+class Judged:
+    """What a generator term reads: real ``y`` and fake ``G(m)`` ``(B, C, H, W)``, and D's features of each."""
 
-    Attributes:
-        generator: ``(gan config, image channels C, mask classes K, TextEncoder kwargs or None) -> G``.
-        scales: the number of discriminator scales its config asks for.
-        objective: ``(gan config, device) -> objective``, the generator phase's loss.
-    """
-
-    generator: Callable[[GANConfig, int, int, dict | None], MaskToImage]
-    scales: Callable[[GANConfig], int]
-    objective: Callable[[GANConfig, torch.device], GeneratorObjective]
+    real: Tensor
+    fake: Tensor
+    real_out: Features
+    fake_out: Features
 
 
-BASELINES: Registry[Baseline] = Registry("GAN baseline")
-BASELINES.add("pix2pixhd", "pix2pixHD (Wang et al. 2018), multi-scale D with feature matching (config gan.pix2pixhd)",
-              Baseline(lambda gan, c, k, text: Pix2PixHDGenerator(gan.pix2pixhd, c, k, text, gan.caption_channels),
-                       lambda gan: gan.pix2pixhd.num_d, Pix2PixHDObjective))
-BASELINES.add("medgan", "MedGAN (Armanious et al. 2020), CasNet G with perceptual and style losses (config gan.medgan)",
-              Baseline(lambda gan, c, k, text: CasNet(gan.medgan, c, k, text, gan.caption_channels),
-                       lambda gan: 1, MedGANObjective))
+Term = Callable[[Judged], Tensor]
+
+
+def _adversarial(gan: GANConfig, device: torch.device) -> Term:
+    adv = AdversarialLoss(gan.adv_kind)
+    return lambda j: adv.generator([o[-1] for o in j.fake_out])
+
+
+def _features(gan: GANConfig, device: torch.device, layer_weights: float = 1.0) -> Term:
+    return lambda j: discriminator_feature_loss(j.real_out, j.fake_out, layer_weights)
+
+
+def _vgg(gan: GANConfig, device: torch.device, weights: str) -> Term:
+    vgg = VGGLoss(weights).to(device)
+    return lambda j: vgg(j.fake, j.real)
+
+
+# A ``LossTerm`` name -> ``(gan config, device, **options) -> term``; every term is a scalar (module docstring).
+GENERATOR_TERMS: Registry[Callable[..., Term]] = Registry("baseline loss term")
+GENERATOR_TERMS.add("adv_g", "adversarial loss of G (gan.adv_kind), mean over D's scales", _adversarial)
+GENERATOR_TERMS.add("feat", "pix2pixHD feature matching: L1 of D's hidden features (layer_weights)", _features)
+GENERATOR_TERMS.add("perceptual", "MedGAN perceptual loss: L1 of D's hidden features", _features)
+GENERATOR_TERMS.add("style", "MedGAN style loss: Gram matrices of D's hidden features",
+                    lambda gan, device: lambda j: style_loss(j.real_out, j.fake_out))
+GENERATOR_TERMS.add("l1", "pixel L1 between G(m) and y",
+                    lambda gan, device: lambda j: F.l1_loss(j.fake.float(), j.real.float()))
+GENERATOR_TERMS.add("vgg", "pix2pixHD VGG-19 feature loss (a local weights file)", _vgg)
+
+
+class BaselineObjective:
+    """``L_G = sum_k w_k term_k`` over a baseline's ``LossTerm``s: ``(D, real, fake, mask) -> (loss, logged)``."""
+
+    def __init__(self, terms: list[LossTerm], gan: GANConfig, device: torch.device) -> None:
+        self.terms = [(t.name, t.weight, GENERATOR_TERMS[t.name](gan, device, **t.options)) for t in terms]
+
+    def __call__(self, discriminator: nn.Module, real: Tensor, fake: Tensor,
+                 mask: Tensor) -> tuple[Tensor, dict[str, float]]:
+        judged = Judged(real, fake, *_judge(discriminator, real, fake, mask))
+        loss, logged = None, {}
+        for name, weight, term in self.terms:
+            value = term(judged)
+            loss = weight * value if loss is None else loss + weight * value
+            logged[f"loss/{name}"] = value.item()
+        return loss, logged
+
+
+def baseline_objective(model: str, gan: GANConfig, device: torch.device) -> BaselineObjective:
+    """The generator objective of ``model`` (a name in ``BASELINES``) under ``gan``."""
+    return BaselineObjective(BASELINES[model].losses(gan), gan, device)
 
 
 def build_baseline(model: str, gan: GANConfig, image_channels: int, mask_classes: int,
@@ -191,7 +187,7 @@ class GANTask:
                                                 scales),
         })
         self.adv = AdversarialLoss(gan.adv_kind)
-        self.objective = baseline.objective(gan, env.device)
+        self.objective = baseline_objective(model, gan, env.device)
         self._fakes: list[Tensor] = []  # G(m) of each micro-batch, from the generator phase to the discriminator's
         self._preview: dict | None = None
 

@@ -2,7 +2,7 @@
 
 Each entry builds the ``TrainTask`` of one kind of generator; ``meddtfm.evaluation.generation.LOADERS``
 holds, under the same names, how its weights are sampled. The GAN baselines come from
-``meddtfm.training.gan.BASELINES``: a baseline registered there is trainable here as it is.
+``meddtfm.config.baselines.BASELINES``: a baseline registered there is trainable here as it is.
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...config.baselines import BASELINES
+
 
 @dataclass(frozen=True)
 class Method:
@@ -14,8 +16,9 @@ class Method:
     switch: tuple[str, ...] = ()
 
 
-# "Ours (no DT)" is the generator with no teacher at all (docs/design.md): no L_DT and no reference path.
-METHODS = (Method("pix2pixhd", "pix2pixHD", "pix2pixhd"), Method("medgan", "MedGAN", "medgan"),
+# Every GAN baseline of the catalogue, then "Ours (no DT)", the generator with no teacher at all
+# (docs/design.md: no L_DT and no reference path), then Med-DT-FM.
+METHODS = (*(Method(name, BASELINES[name].label, name) for name in BASELINES),
            Method("nodt", "Ours (no DT)", "meddtfm", ("flow.dt_weights=[0,0,0,0]", "flow.reference=false")),
            Method("meddtfm", "Med-DT-FM", "meddtfm"))
 # Table column, summary key, the metric of meddtfm.evaluation.runner.METRICS that computes it, better.
@@ -26,8 +29,8 @@ COLUMNS = (("FRD", "frd/mean", "frd", "↓"), ("FID", "fid/mean", "fid", "↓"),
            ("PSNR", "psnr/mean", "paired", "↑"), ("PSNR avg-K", "psnr_avg{k}/mean", "paired", "↑"),
            ("Dice", "dice_present/mean", "dice", "↑"))
 # Fig. 2: the input mask, then these methods' images for it.
-FIG2_METHODS = ("pix2pixhd", "medgan", "meddtfm")
-FIG2_COLUMNS = ("input mask", "pix2pixHD", "MedGAN", "Ours (Med-DT-FM)")
+FIG2_METHODS = (*BASELINES, "meddtfm")
+FIG2_COLUMNS = ("input mask", *(BASELINES[name].label for name in BASELINES), "Ours (Med-DT-FM)")
 
 
 def resolved_columns(average_of: int) -> list[tuple[str, str, str, str]]:
