@@ -43,11 +43,23 @@ class Trainers:
     generator: Callable[[Config, Path, str], tuple[TrainResult, Any]]
 
 
+def _reached_its_steps(run: Run) -> bool:
+    """Whether the folder's finished run trained all of ``run``'s steps (then its time cap never acted)."""
+    record = run.out / "train_result.json"
+    return record.is_file() and json.loads(record.read_text()).get("step") == run.cfg.train.steps
+
+
 def check_reuse(run: Run) -> None:
-    """A started run folder (final weights or checkpoints) must hold this run's configuration."""
+    """A started run folder (final weights or checkpoints) must hold this run's configuration.
+
+    A finished run that reached all its steps is reused under another ``train.max_minutes``: the cap
+    did not stop it, so the run is the one a larger cap would train.
+    """
     saved = run.out / "config.yaml"
     if saved.is_file() and ((run.out / "final.safetensors").is_file() or list_states(run.out / "checkpoints")):
         diff = [key for key, _, _ in config_changes(OmegaConf.to_container(OmegaConf.load(saved)), to_dict(run.cfg))]
+        if diff == ["train.max_minutes"] and (run.out / "final.safetensors").is_file() and _reached_its_steps(run):
+            return
         if diff:
             raise ConfigError(f"{run.out} was trained with other settings ({', '.join(diff[:6])}); "
                               "use another --out, or delete that folder to retrain it")
