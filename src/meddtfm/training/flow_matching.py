@@ -149,7 +149,7 @@ class MedDTFMTask:
             keep = self.adversarial_rows(batch, d)
             x1_hat = one_step_estimate(ps.x_t, ps.t, v)
             logits = [out[-1] for out in _unwrap(nets["discriminator"])(x1_hat, batch["mask"])]
-            l_adv = self.adv.generator(logits, rows=keep)
+            l_adv = self.adv.generator(logits, keep)
             loss = loss + self.cfg.flow.adv_weight * l_adv
             terms["loss/adv_g"] = l_adv.item()
             self._fakes.append((x1_hat.detach(), keep))
@@ -186,7 +186,7 @@ class MedDTFMTask:
         disc = nets["discriminator"]
         real_logits = [out[-1] for out in disc(batch["image"], batch["mask"])]
         fake_logits = [out[-1] for out in disc(fake, batch["mask"])]
-        loss = self.adv.discriminator(real_logits, fake_logits, rows=keep)
+        loss = self.adv.discriminator(real_logits, fake_logits, keep)
         return loss, {"loss/adv_d": loss.item()}
 
     # -- validation and snapshots ---------------------------------------------------------------
