@@ -88,7 +88,7 @@ RECIPE = ["data.phantom_count=8", "data.resolution=32", "data.augment=false", "g
           "generator.num_res_blocks=1", "generator.attention_at_bottleneck=false", "generator.dropout=0.0",
           "flow.disc_channels=8", "flow.disc_layers=2", "flow.adv_start_step=0", "flow.cond_dropout=0.25"]
 NEW_SWITCHES_AT_DEFAULTS = ["flow.dt_normalize=none", "flow.adv_min_t=0.0", "flow.adv_weighting=none",
-                            "flow.r1_gamma=0.0", "flow.x1_loss=none", "flow.ema=true"]
+                            "flow.r1_gamma=0.0", "flow.x1_loss=none", "flow.ema=true", "train.ema_halflife_images=0"]
 
 
 def _recipe_task(*extra: str) -> tuple[MedDTFMTask, dict]:

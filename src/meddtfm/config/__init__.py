@@ -82,6 +82,8 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     grad_accumulation: int = 1
     ema_decay: float = 0.999  # reached after a warm-up: min(ema_decay, (1 + n) / (10 + n)) at update n
+    # > 0: replaces ema_decay by 0.5 ** (images per update / this), the EMA's half-life in images seen (EDM)
+    ema_halflife_images: int = 0
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     compile: bool = False
     # Bit-reproducible GPU runs: deterministic kernels only (slower; warns where none exists).
@@ -98,6 +100,8 @@ class TrainConfig:
             raise ConfigError("train.steps and train.grad_accumulation must be >= 1")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay={self.ema_decay} must lie in [0, 1)")
+        if self.ema_halflife_images < 0:
+            raise ConfigError(f"train.ema_halflife_images={self.ema_halflife_images} must be >= 0 (0: use ema_decay)")
         if len(self.betas) != 2:
             raise ConfigError(f"train.betas={self.betas} must be two numbers")
 
@@ -184,7 +188,7 @@ class FlowConfig:
     x1_loss: str = "none"  # none | l1 | pseudo_huber: image loss on the one-step estimate x1_hat vs x1
     x1_loss_weight: float = 1.0
     x1_loss_min_t: float = 0.5  # x1_loss only on rows with t >= this
-    ema: bool = True  # sample, validate and export the EMA generator (train.ema_decay); false: the raw generator
+    ema: bool = True  # sample, validate and export the EMA generator (train.ema_*); false: the raw generator
     disc_channels: int = 64
     disc_layers: int = 3
     disc_scales: int = 2
