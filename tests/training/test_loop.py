@@ -6,8 +6,8 @@ import torch
 from meddtfm.config import load_config
 from meddtfm.data import build_dataset
 from meddtfm.models.segmenters import load_segmenter, load_teacher
-from meddtfm.training.distributed import DistEnv, ShardedSampler
 from meddtfm.training import loop
+from meddtfm.training.distributed import DistEnv, ShardedSampler
 from meddtfm.training.loop import Phase, TrainingDiverged, train
 from meddtfm.training.segmentation import SegmentationTask
 
