@@ -149,7 +149,7 @@ class OneStepImageLoss:
     Per row, with ``delta = x1_hat - x1`` of d = C H W elements:
     ``l1``: ``mean |delta|``; ``pseudo_huber``: ``(sqrt(||delta||_2^2 + c^2) - c) / sqrt(d)`` with
     ``c = 0.00054 sqrt(d)``, the pseudo-Huber metric of improved consistency training (Song and
-    Dhariwal 2023, "Improved techniques for training consistency models", Sec. 3.3) divided by sqrt(d):
+    Dhariwal 2023, "Improved techniques for training consistency models") divided by sqrt(d):
     like ``l1`` it is then on the scale of a per-pixel error (it tends to the RMS error for errors much
     larger than c), so one weight means the same for both kinds and at any resolution. Only rows with
     ``t >= min_t`` count (near t = 0 the one-step estimate is a blurry mean); the mean is over all B
