@@ -26,6 +26,14 @@ def test_overrides_are_typed():
     ("data.on_bad_sample=ignore", "on_bad_sample"),
     ("data.val_fraction=1.5", "val_fraction"),
     ("data.resolution", "key.path=value"),
+    ("flow.dt_normalize=layer", "flow.dt_normalize"),
+    ("flow.adv_weighting=sigma", "flow.adv_weighting"),
+    ("flow.x1_loss=l2", "flow.x1_loss"),
+    ("flow.adv_min_t=1.0", "flow.adv_min_t"),
+    ("flow.x1_loss_min_t=-0.1", "flow.x1_loss_min_t"),
+    ("flow.r1_gamma=-1", "flow.r1_gamma"),
+    ("flow.x1_loss_weight=-1", "flow.x1_loss_weight"),
+    ("train.ema_halflife_images=-5", "train.ema_halflife_images"),
 ])
 def test_bad_overrides_name_the_key(override, words):
     with pytest.raises(ConfigError, match=words):
@@ -48,3 +56,15 @@ def test_round_trip(tmp_path):
     cfg = load_config(None, ["data.resolution=32", "seed=3"])
     save_config(cfg, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == cfg
+
+
+def test_the_training_recipe_switches_default_to_off():
+    cfg = load_config(None)
+    fc = cfg.flow
+    assert (fc.dt_normalize, fc.adv_min_t, fc.adv_weighting, fc.r1_gamma) == ("none", 0.0, "none", 0.0)
+    assert (fc.x1_loss, fc.x1_loss_weight, fc.x1_loss_min_t, fc.ema) == ("none", 1.0, 0.5, True)
+    assert cfg.train.ema_halflife_images == 0
+    on = load_config(None, ["flow.dt_normalize=spatial", "flow.adv_min_t=0.3", "flow.adv_weighting=t",
+                            "flow.r1_gamma=0.1", "flow.x1_loss=pseudo_huber", "flow.ema=false",
+                            "train.ema_halflife_images=5000"])
+    assert on.flow.x1_loss == "pseudo_huber" and on.train.ema_halflife_images == 5000 and not on.flow.ema

@@ -6,9 +6,10 @@ import sys
 import time
 
 import pytest
+import torch
 from click.testing import CliRunner
 
-from meddtfm.checkpoint import load_weights
+from meddtfm.checkpoint import load_state, load_weights
 from meddtfm.cli.main import cli
 
 from .conftest import DATA, GEN, _free_port, _losses, _sets
@@ -28,6 +29,26 @@ def test_full_objective_trains_and_writes_outputs(tmp_path, teacher):
     state, meta = load_weights(tmp_path / "final.safetensors")
     assert meta["model"] == "meddtfm" and meta["ref_channels"] == 32 and meta["class_names"] == ["NCR", "ED", "ET"]
     assert any(k.startswith("ref_adapter") for k in state)
+
+
+def test_the_recipe_switches_train_together(tmp_path, teacher):
+    # Every new switch on, with the older ones it must combine with (cosine L_DT at levels 1-3 through the
+    # MLP projector, stopped after step 3; the reference path; the adversary from step 0).
+    result = _train(tmp_path, f"encoder.checkpoint={teacher}", "flow.adv_start_step=0", "flow.dt_kind=cosine",
+                    "flow.projector=mlp", "flow.dt_weights=[0,0.5,0.5,0.5]", "flow.dt_stop_step=3",
+                    "flow.dt_normalize=spatial", "flow.adv_min_t=0.2", "flow.adv_weighting=t", "flow.r1_gamma=0.1",
+                    "flow.x1_loss=pseudo_huber", "flow.x1_loss_min_t=0.3", "flow.x1_loss_weight=0.5",
+                    "train.ema_halflife_images=64", "flow.ema=false")
+    assert result.exit_code == 0, result.output
+    for name in ("loss/fm", "loss/x1", "loss/adv_g", "loss/adv_d", "loss/r1"):
+        assert sorted(_losses(tmp_path, name)) == [1, 2, 3, 4], name
+    assert sorted(_losses(tmp_path, "loss/dt")) == [1, 2, 3], "L_DT stops at flow.dt_stop_step"
+    assert all(v > 0 for v in _losses(tmp_path, "loss/x1").values())
+    # flow.ema=false: no EMA is kept, and the raw generator is what final.safetensors holds.
+    state = load_state(tmp_path / "checkpoints" / "step_0000004.pt")
+    final, _ = load_weights(tmp_path / "final.safetensors")
+    assert "ema" not in state and final.keys() == state["nets"]["generator"].keys()
+    assert all(torch.equal(final[k], state["nets"]["generator"][k]) for k in final)
 
 
 def test_no_dt_is_one_switch(tmp_path, teacher):

@@ -6,6 +6,7 @@ import torch
 from meddtfm.config import load_config
 from meddtfm.data import build_dataset
 from meddtfm.models.segmenters import load_segmenter, load_teacher
+from meddtfm.training import loop
 from meddtfm.training.distributed import DistEnv, ShardedSampler
 from meddtfm.training.loop import Phase, TrainingDiverged, train
 from meddtfm.training.segmentation import SegmentationTask
@@ -87,3 +88,15 @@ def test_deterministic_switches_torch_to_deterministic_kernels(tmp_path):
         assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_the_ema_half_life_counts_the_images_of_a_whole_update(tmp_path, monkeypatch):
+    decays = []
+    real_ema_of = loop.ema_of
+    monkeypatch.setattr(loop, "ema_of", lambda net, decay: decays.append(decay) or real_ema_of(net, decay))
+    cfg = load_config(None, TINY + ["train.steps=1", "train.grad_accumulation=2", "train.ema_halflife_images=80"])
+    train_set = build_dataset(cfg.data, "train", cfg.seed)
+    task = SegmentationTask(cfg, train_set)
+    task.ema_net = "segmenter"
+    train(task, cfg, train_set, None, CPU, tmp_path)
+    assert decays == [pytest.approx(0.5 ** (4 * 1 * 2 / 80))]  # batch 4 x 1 process x 2 micro-batches

@@ -82,6 +82,8 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     grad_accumulation: int = 1
     ema_decay: float = 0.999  # reached after a warm-up: min(ema_decay, (1 + n) / (10 + n)) at update n
+    # > 0: replaces ema_decay by 0.5 ** (images per update / this), the EMA's half-life in images seen (EDM)
+    ema_halflife_images: int = 0
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     compile: bool = False
     # Bit-reproducible GPU runs: deterministic kernels only (slower; warns where none exists).
@@ -98,6 +100,8 @@ class TrainConfig:
             raise ConfigError("train.steps and train.grad_accumulation must be >= 1")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay={self.ema_decay} must lie in [0, 1)")
+        if self.ema_halflife_images < 0:
+            raise ConfigError(f"train.ema_halflife_images={self.ema_halflife_images} must be >= 0 (0: use ema_decay)")
         if len(self.betas) != 2:
             raise ConfigError(f"train.betas={self.betas} must be two numbers")
 
@@ -173,10 +177,18 @@ class FlowConfig:
     dt_weights: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5, 0.5])  # lambda_0..3; all 0: "no DT"
     dt_kind: str = "l2"  # l2 | cosine
     dt_stop_step: int = 0  # > 0: L_DT off from this step on
+    dt_normalize: str = "none"  # none | spatial: z-score each target channel over its positions (iREPA)
     projector: str = "conv"  # conv | mlp
     adv_weight: float = 0.05  # alpha; 0 disables the discriminator
     adv_start_step: int = 2000
     adv_kind: str = "hinge"  # hinge | lsgan
+    adv_min_t: float = 0.0  # L_adv (both players) only on rows with t >= this
+    adv_weighting: str = "none"  # none | t: the generator's L_adv of each row weighted by its t
+    r1_gamma: float = 0.0  # > 0: R1 penalty (gamma / 2) E||grad_x D(x_real)||^2 in the discriminator's loss
+    x1_loss: str = "none"  # none | l1 | pseudo_huber: image loss on the one-step estimate x1_hat vs x1
+    x1_loss_weight: float = 1.0
+    x1_loss_min_t: float = 0.5  # x1_loss only on rows with t >= this
+    ema: bool = True  # sample, validate and export the EMA generator (train.ema_*); false: the raw generator
     disc_channels: int = 64
     disc_layers: int = 3
     disc_scales: int = 2
@@ -190,11 +202,20 @@ class FlowConfig:
         check_choice("flow.projector", self.projector, ("conv", "mlp"))
         check_choice("flow.adv_kind", self.adv_kind, ("hinge", "lsgan"))
         check_choice("flow.reference_source", self.reference_source, REFERENCE_SOURCES)
+        check_choice("flow.dt_normalize", self.dt_normalize, ("none", "spatial"))
+        check_choice("flow.adv_weighting", self.adv_weighting, ("none", "t"))
+        check_choice("flow.x1_loss", self.x1_loss, ("none", "l1", "pseudo_huber"))
         if len(self.dt_weights) != 4 or min(self.dt_weights) < 0:
             raise ConfigError(f"flow.dt_weights={self.dt_weights} must be 4 non-negative weights (levels 0..3)")
         for name in ("cond_dropout", "class_ablation", "ref_dropout"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"flow.{name} must lie in [0, 1]")
+        for name in ("adv_min_t", "x1_loss_min_t"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"flow.{name}={getattr(self, name)} must lie in [0, 1): t is drawn from (0, 1)")
+        if self.r1_gamma < 0 or self.x1_loss_weight < 0:
+            raise ConfigError(f"flow.r1_gamma={self.r1_gamma} and flow.x1_loss_weight={self.x1_loss_weight} "
+                              "must be >= 0")
 
     @property
     def distills(self) -> bool:

@@ -13,6 +13,9 @@ Per micro-batch of real images ``x1`` with masks / captions:
    on the rows whose mask reached the generator unchanged: a row with its mask dropped (CFG) or a
    class ablated was generated for another condition than the real mask the discriminator sees.
 
+The training-recipe switches (docs/design.md; all off by default, their losses in ``training.losses``):
+``flow.dt_normalize``, ``adv_min_t``, ``adv_weighting``, ``r1_gamma``, ``x1_loss`` and ``ema``.
+
 The random draws of a step are made for the global batch (all ranks) from a generator seeded by
 (seed, step, micro-batch), and each rank takes its rows, so a resumed run draws what the
 uninterrupted one did, and with ``coupling=independent`` a run on N processes draws exactly what one
@@ -40,18 +43,18 @@ from ..models.ukan import FrozenTeacher
 from ..viz import save_sample_grid
 from .distributed import DistEnv, head_of, to_device
 from .loop import Nets, Phase
-from .losses import AdversarialLoss, DistillationLoss, FlowMatchingLoss
+from .losses import AdversarialLoss, DistillationLoss, FlowMatchingLoss, OneStepImageLoss, R1Penalty
 
 
 class MedDTFMTask:
     """Networks ``generator`` (VelocityNet with its CondEncoder), ``projectors`` (P_i) and, when
-    ``alpha > 0``, ``discriminator``; the EMA of the generator samples and validates.
+    ``alpha > 0``, ``discriminator``; the EMA of the generator samples, validates and is exported
+    (``flow.ema=false``: the raw generator, as ``gan.ema`` does for the GAN baselines).
 
     With the reference path on, the training ``dataset`` gets its references attached
     (``meddtfm.data.references``, ``flow.reference_source``): its samples then carry ``reference``.
     """
 
-    ema_net = "generator"
     best_metric = ("fm_loss", "min")
 
     def __init__(self, cfg: Config, dataset: MedicalDataset, teacher: FrozenTeacher | None, env: DistEnv) -> None:
@@ -60,7 +63,9 @@ class MedDTFMTask:
             raise ValueError("Med-DT-FM distils from (and seeds its references with) a pretrained U-KAN teacher: "
                              "set encoder.checkpoint to pretrain-encoder's best.safetensors, or turn both off with "
                              "flow.dt_weights=[0,0,0,0] and flow.reference=false")
+        _check_recipe(cfg, teacher)
         self.cfg, self.env, self.teacher = cfg, env, teacher
+        self.ema_net = "generator" if fc.ema else None
         if teacher is not None and fc.uses_reference:
             attach_references(dataset, fc.reference_source)
         self.channel_names, self.class_names = dataset.channel_names, dataset.class_names
@@ -77,8 +82,9 @@ class MedDTFMTask:
             self.nets["discriminator"] = MultiScalePatchGAN(dataset.num_channels, dataset.num_classes,
                                                              fc.disc_channels, fc.disc_layers, fc.disc_scales)
         self.path, self.fm = LinearPath(), FlowMatchingLoss()
-        self.dt = DistillationLoss(fc.dt_weights, fc.dt_kind, fc.dt_stop_step)
-        self.adv = AdversarialLoss(fc.adv_kind)
+        self.dt = DistillationLoss(fc.dt_weights, fc.dt_kind, fc.dt_stop_step, fc.dt_normalize)
+        self.adv, self.r1 = AdversarialLoss(fc.adv_kind), R1Penalty(fc.r1_gamma)
+        self.x1_loss = OneStepImageLoss(fc.x1_loss, fc.x1_loss_min_t) if fc.x1_loss != "none" else None
         if teacher is not None:
             teacher.to(env.device)
         self._fakes: list[tuple[Tensor, Tensor]] = []  # (x1_hat, kept rows) per micro-batch, for the discriminator
@@ -145,12 +151,18 @@ class MedDTFMTask:
             l_dt, levels = self.dt(projected, teacher_feats)
             loss = loss + l_dt
             terms.update({"loss/dt": l_dt.item(), **{f"dt/level{i}": x for i, x in enumerate(levels)}})
-        if "discriminator" in self.nets and step >= self.cfg.flow.adv_start_step:
+        fc = self.cfg.flow
+        adversary = "discriminator" in self.nets and step >= fc.adv_start_step
+        x1_hat = one_step_estimate(ps.x_t, ps.t, v) if adversary or self.x1_loss is not None else None
+        if self.x1_loss is not None:
+            l_x1 = self.x1_loss(x1_hat, x1, d["t"])
+            loss = loss + fc.x1_loss_weight * l_x1
+            terms["loss/x1"] = l_x1.item()
+        if adversary:
             keep = self.adversarial_rows(batch, d)
-            x1_hat = one_step_estimate(ps.x_t, ps.t, v)
             logits = [out[-1] for out in _unwrap(nets["discriminator"])(x1_hat, batch["mask"])]
-            l_adv = self.adv.generator(logits, rows=keep)
-            loss = loss + self.cfg.flow.adv_weight * l_adv
+            l_adv = self.adv.generator(logits, keep * d["t"] if fc.adv_weighting == "t" else keep)
+            loss = loss + fc.adv_weight * l_adv
             terms["loss/adv_g"] = l_adv.item()
             self._fakes.append((x1_hat.detach(), keep))
         return loss, terms
@@ -174,20 +186,28 @@ class MedDTFMTask:
         return teacher_feats, feats[0][-b:], draws["drop_ref"] | ~batch["has_reference"].bool()
 
     def adversarial_rows(self, batch: dict, draws: dict[str, Tensor]) -> Tensor:
-        """``(B,)`` bool: rows whose real mask reached the generator unchanged (not dropped, no class ablated)."""
-        keep = batch["has_mask"].bool() & ~draws["drop_mask"]
+        """``(B,)`` bool: rows whose real mask reached the generator unchanged (not dropped, no class ablated)
+        and whose time is at least ``flow.adv_min_t``."""
+        keep = batch["has_mask"].bool() & ~draws["drop_mask"] & (draws["t"] >= self.cfg.flow.adv_min_t)
         if self.cfg.flow.class_ablation > 0:
             keep = keep & ~draws["ablate"]
         return keep
 
     def discriminator_loss(self, nets: Nets, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
-        """Hinge / LSGAN on real ``x1`` vs the generator phase's ``x1_hat``, over the same kept rows."""
+        """Hinge / LSGAN on real ``x1`` vs the generator phase's ``x1_hat``, over the same kept rows; with
+        ``flow.r1_gamma > 0`` plus the R1 penalty on those real rows, from the same forward pass."""
         fake, keep = self._fakes.pop(0)
-        disc = nets["discriminator"]
-        real_logits = [out[-1] for out in disc(batch["image"], batch["mask"])]
+        disc, r1 = nets["discriminator"], self.cfg.flow.r1_gamma > 0
+        real = batch["image"].detach().requires_grad_() if r1 else batch["image"]
+        real_logits = [out[-1] for out in disc(real, batch["mask"])]
         fake_logits = [out[-1] for out in disc(fake, batch["mask"])]
-        loss = self.adv.discriminator(real_logits, fake_logits, rows=keep)
-        return loss, {"loss/adv_d": loss.item()}
+        loss = self.adv.discriminator(real_logits, fake_logits, keep)
+        terms = {"loss/adv_d": loss.item()}
+        if r1:
+            penalty = self.r1(real_logits, real, keep)
+            loss = loss + penalty
+            terms["loss/r1"] = penalty.item()
+        return loss, terms
 
     # -- validation and snapshots ---------------------------------------------------------------
     @torch.no_grad()
@@ -248,6 +268,21 @@ def validation_fm_loss(velocity: Callable[[dict, PathSample], Tensor], loader: D
         total += FlowMatchingLoss()(velocity(batch, ps), ps.dx_t).item() * x1.shape[0]
         count += x1.shape[0]
     return total / max(count, 1)
+
+
+def _check_recipe(cfg: Config, teacher: FrozenTeacher | None) -> None:
+    """Refuse switches that cannot work together (ValueError naming the keys)."""
+    fc = cfg.flow
+    if fc.r1_gamma > 0 and fc.adv_weight > 0 and cfg.train.compile:
+        raise ValueError("flow.r1_gamma > 0 differentiates the discriminator's input gradient (double backward), "
+                         "which torch.compile does not support: set train.compile=false or flow.r1_gamma=0")
+    if fc.dt_normalize == "spatial" and teacher is not None:
+        flat = [i for i, (w, s) in enumerate(zip(fc.dt_weights, teacher.feature_strides))
+                if w > 0 and cfg.data.resolution // s < 2]
+        if flat:
+            raise ValueError(f"flow.dt_normalize=spatial normalises each teacher map over its positions, but at "
+                             f"data.resolution={cfg.data.resolution} the map of level(s) {flat} is 1 x 1: set their "
+                             "flow.dt_weights to 0 or raise data.resolution")
 
 
 def _unwrap(net: nn.Module) -> nn.Module:

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..checkpoint import list_states, load_state, save_state, save_weights
-from ..config import Config, to_dict
+from ..config import Config, TrainConfig, to_dict
 from ..data.base import MedicalDataset, loader_workers, usable_cpus
 from .distributed import DistEnv, ShardedSampler, any_rank, batches_per_epoch, mean_across_ranks, to_device
 from .logs import MetricLogger
@@ -82,6 +82,19 @@ def ema_decay_at(updates: int, decay: float) -> float:
     weigh 0.999^2000 = 13% after 2k steps, enough to turn samples into noise.
     """
     return min(decay, (1 + updates) / (10 + updates))
+
+
+def target_ema_decay(tc: TrainConfig, images_per_update: int) -> float:
+    """The decay ``ema_decay_at`` warms up to: ``train.ema_decay``, or with ``train.ema_halflife_images = h > 0``
+    ``0.5 ** (images_per_update / h)``, under which an update's weight halves every h images seen.
+
+    The EMA's length is then set in images, as EDM's ``ema_halflife_kimg`` (Karras et al. 2022) sets it,
+    so it follows the run's length and global batch (``images_per_update`` = per-device batch x
+    processes x gradient accumulation) instead of its step count.
+    """
+    if tc.ema_halflife_images > 0:
+        return 0.5 ** (images_per_update / tc.ema_halflife_images)
+    return tc.ema_decay
 
 
 def ema_of(net: nn.Module, decay: float) -> AveragedModel:
@@ -153,7 +166,8 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
               for p in phases}  # fused: one kernel for all parameters (CPU too), 5x faster than the loop
     warm = max(tc.warmup_steps, 1)
     scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, lambda s: min(1.0, (s + 1) / warm)) for k, o in optims.items()}
-    ema = ema_of(task.nets[task.ema_net], tc.ema_decay) if task.ema_net else None
+    images_per_update = cfg.data.batch_size * env.world_size * tc.grad_accumulation
+    ema = ema_of(task.nets[task.ema_net], target_ema_decay(tc, images_per_update)) if task.ema_net else None
     sampler = ShardedSampler(len(train_set), env.rank, env.world_size, seed=cfg.seed)
     if sampler.per_rank < cfg.data.batch_size:
         raise ValueError(f"the training split has {len(train_set)} samples: too few for {env.world_size} "

@@ -1,7 +1,10 @@
-"""The losses of Med-DT-FM (docs/design.md: ``L_total = L_FM + L_DT + alpha L_adv``) and the terms of its GAN
-baselines, each a small callable; each baseline's generator objective combines them in ``meddtfm.training.gan``."""
+"""The losses of Med-DT-FM (docs/design.md: ``L_total = L_FM + L_DT + alpha L_adv``), the switches of its
+training recipe (iREPA's target normalisation, the R1 penalty, an image loss on the one-step estimate) and the
+terms of its GAN baselines, each a small callable; each baseline's generator objective combines them in
+``meddtfm.training.gan``."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -39,12 +42,13 @@ class DistillationLoss:
 
     ``kind="l2"``: mean squared error per element; ``"cosine"``: ``1 - cos`` between channel vectors
     at each position (REPA's choice). Levels with ``lambda_i = 0`` are skipped, and after
-    ``stop_step`` (> 0) the whole term is off (HASTE-style early stop). Returns the weighted total
-    and the unweighted per-level values for logging.
+    ``stop_step`` (> 0) the whole term is off (HASTE-style early stop). ``normalize="spatial"``
+    replaces each target ``E_i`` by ``spatial_normalize(E_i)`` (iREPA); the projections are left as
+    they are. Returns the weighted total and the unweighted per-level values for logging.
     """
 
-    def __init__(self, weights: list[float], kind: str = "l2", stop_step: int = 0) -> None:
-        self.weights, self.kind, self.stop_step = weights, kind, stop_step
+    def __init__(self, weights: list[float], kind: str = "l2", stop_step: int = 0, normalize: str = "none") -> None:
+        self.weights, self.kind, self.stop_step, self.normalize = weights, kind, stop_step, normalize
 
     def active(self, step: int) -> bool:
         return any(w > 0 for w in self.weights) and (self.stop_step <= 0 or step < self.stop_step)
@@ -56,17 +60,35 @@ class DistillationLoss:
                 levels.append(0.0)
                 continue
             p, e = p.float(), e.float()
+            if self.normalize == "spatial":
+                e = spatial_normalize(e)
             d = F.mse_loss(p, e) if self.kind == "l2" else (1 - F.cosine_similarity(p, e, dim=1)).mean()
             total = total + w * d
             levels.append(d.item())
         return total, levels
 
 
+def spatial_normalize(features: Tensor, eps: float = 1e-6) -> Tensor:
+    """iREPA's spatial normalisation (arXiv 2512.10794) of teacher features ``(B, C, H, W)``, same shape.
+
+    Per sample b and channel c, over the N = H W positions s:
+    ``z[b, c, s] = (e[b, c, s] - mean_s e[b, c]) / (std_s e[b, c] + eps)`` with the unbiased std and
+    ``eps = 1e-6``, as in iREPA's code (its mean-removal factor gamma at 1). Removing each channel's
+    mean over the image drops the component every position shares and leaves the contrast between
+    positions, the spatial structure iREPA found to matter. Needs N >= 2: on a 1 x 1 map the std is
+    undefined (and nothing spatial is left to transfer).
+    """
+    flat = features.flatten(2)
+    centred = flat - flat.mean(2, keepdim=True)
+    return (centred / (flat.std(2, keepdim=True) + eps)).view_as(features)
+
+
 class AdversarialLoss:
     """Paper Eq. 9's ``L_adv`` for multi-scale discriminators: hinge or least-squares (LSGAN).
 
-    ``logits`` is one patch-logit map per scale; losses are averaged over scales. ``rows`` (``(B,)``
-    bool), when given, zeroes the other rows' terms; the mean stays over all B rows, so that DDP's
+    ``logits`` is one patch-logit map per scale; losses are averaged over scales. ``weights`` (``(B,)``),
+    when given, multiplies each row's term: a bool mask keeps its True rows and zeroes the others, a
+    float tensor weighs them (e.g. by their time t). The mean stays over all B rows, so that DDP's
     average of the ranks' losses equals one process's loss on the whole batch whatever rows each rank
     keeps (and a rank that keeps none still passes gradients, zeros, and stays in step).
     """
@@ -74,23 +96,78 @@ class AdversarialLoss:
     def __init__(self, kind: str = "hinge") -> None:
         self.kind = kind
 
-    def discriminator(self, real: list[Tensor], fake: list[Tensor], rows: Tensor | None = None) -> Tensor:
+    def discriminator(self, real: list[Tensor], fake: list[Tensor], weights: Tensor | None = None) -> Tensor:
         if self.kind == "hinge":
-            terms = [_mean(F.relu(1 - r), rows) + _mean(F.relu(1 + f), rows) for r, f in zip(real, fake)]
+            terms = [_mean(F.relu(1 - r), weights) + _mean(F.relu(1 + f), weights) for r, f in zip(real, fake)]
         else:
-            terms = [0.5 * _mean((r - 1) ** 2, rows) + 0.5 * _mean(f ** 2, rows) for r, f in zip(real, fake)]
+            terms = [0.5 * _mean((r - 1) ** 2, weights) + 0.5 * _mean(f ** 2, weights) for r, f in zip(real, fake)]
         return torch.stack(terms).mean()
 
-    def generator(self, fake: list[Tensor], rows: Tensor | None = None) -> Tensor:
-        terms = [-_mean(f, rows) if self.kind == "hinge" else 0.5 * _mean((f - 1) ** 2, rows) for f in fake]
+    def generator(self, fake: list[Tensor], weights: Tensor | None = None) -> Tensor:
+        terms = [-_mean(f, weights) if self.kind == "hinge" else 0.5 * _mean((f - 1) ** 2, weights) for f in fake]
         return torch.stack(terms).mean()
 
 
-def _mean(x: Tensor, rows: Tensor | None) -> Tensor:
-    """Mean of ``x`` (B, ...), with the rows outside ``rows`` (B,) bool counted as 0 when it is given."""
-    if rows is None:
+def _mean(x: Tensor, weights: Tensor | None) -> Tensor:
+    """Mean of ``x`` (B, ...), each row's mean multiplied by ``weights`` (B,) (bool or float) when given."""
+    if weights is None:
         return x.mean()
-    return (x.flatten(1).mean(1) * rows.to(x.dtype)).mean()
+    return _rows_mean(x.flatten(1).mean(1), weights)
+
+
+def _rows_mean(per_row: Tensor, weights: Tensor) -> Tensor:
+    """``mean_b weights_b per_row_b`` over all B rows (rows outside a bool mask count as 0)."""
+    return (per_row * weights.to(per_row.dtype)).mean()
+
+
+class R1Penalty:
+    """R1 gradient penalty (Mescheder et al. 2018, "Which training methods for GANs do actually converge?").
+
+    ``R1 = (gamma / 2) mean_b w_b ||grad_x D(x)_b||^2`` on the real images ``x (B, C, H, W)``, where
+    ``D(x)_b`` is the sum of row b's patch logits over all positions and scales (a PatchGAN has one
+    logit per patch, not one per image; the sum keeps the penalty a single gradient per image). ``x``
+    must require grad and ``logits`` come from it; the gradient is taken with ``create_graph`` so that
+    the penalty trains the discriminator in the same backward pass as its loss (one forward per
+    micro-batch, as DDP expects). ``weights`` (B,) keeps or weighs rows as in ``AdversarialLoss``.
+    The squared norm sums over pixels, so a good gamma depends on the image size (StyleGAN2-ADA scales
+    its default with the squared resolution).
+    """
+
+    def __init__(self, gamma: float) -> None:
+        self.gamma = gamma
+
+    def __call__(self, logits: list[Tensor], real: Tensor, weights: Tensor | None = None) -> Tensor:
+        total = torch.stack([x.float().sum() for x in logits]).sum()
+        (grad,) = torch.autograd.grad(total, real, create_graph=True)
+        per_row = grad.float().square().flatten(1).sum(1)
+        return 0.5 * self.gamma * (per_row.mean() if weights is None else _rows_mean(per_row, weights))
+
+
+class OneStepImageLoss:
+    """An image-space loss on the one-step estimate ``x1_hat = x_t + (1 - t) v`` against the real ``x1``.
+
+    Per row, with ``delta = x1_hat - x1`` of d = C H W elements:
+    ``l1``: ``mean |delta|``; ``pseudo_huber``: ``(sqrt(||delta||_2^2 + c^2) - c) / sqrt(d)`` with
+    ``c = 0.00054 sqrt(d)``, the pseudo-Huber metric of improved consistency training (Song and
+    Dhariwal 2023, "Improved techniques for training consistency models") divided by sqrt(d):
+    like ``l1`` it is then on the scale of a per-pixel error (it tends to the RMS error for errors much
+    larger than c), so one weight means the same for both kinds and at any resolution. Only rows with
+    ``t >= min_t`` count (near t = 0 the one-step estimate is a blurry mean); the mean is over all B
+    rows. Shapes: x1_hat, x1 (B, C, H, W); t (B,).
+    """
+
+    def __init__(self, kind: str, min_t: float) -> None:
+        self.kind, self.min_t = kind, min_t
+
+    def __call__(self, x1_hat: Tensor, x1: Tensor, t: Tensor) -> Tensor:
+        delta = (x1_hat.float() - x1.float()).flatten(1)
+        if self.kind == "l1":
+            per_row = delta.abs().mean(1)
+        else:
+            d = delta.shape[1]
+            c = 0.00054 * math.sqrt(d)
+            per_row = (torch.sqrt(delta.square().sum(1) + c * c) - c) / math.sqrt(d)
+        return _rows_mean(per_row, t >= self.min_t)
 
 
 def feature_matching(real: list[list[Tensor]], fake: list[list[Tensor]]) -> Tensor:
