@@ -16,9 +16,47 @@ torch.set_num_threads(1)
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+# The two of the 12 four-sequence BraTS cases that the default suite reads; the others only in tests marked slow.
+BRATS_4SEQ_CI_CASES = ("BraTS2021_91001", "BraTS2021_91002")
+
+
 def shared_dataset(name: str) -> Path:
     """Path of a set under ``../shared/data``, or skip the test with the reason."""
     path = SHARED_DATA / name
     if not path.is_dir():
         pytest.skip(f"real data not available: {path} is absent (it ships beside the repository as ../shared/data)")
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run the tests marked slow (the whole shared BraTS set)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the ``slow`` tests unless asked for with ``--slow`` or a ``-m`` expression that selects them."""
+    expression = config.getoption("-m") or ""
+    if config.getoption("--slow") or ("slow" in expression and "not slow" not in expression):
+        return
+    skip = pytest.mark.skip(reason="slow test on the full shared data: run with --slow or -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def brats_4seq_two(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BraTS root holding ``BRATS_4SEQ_CI_CASES`` of ``../shared/data/brats2021-4seq`` as symbolic links (nothing
+    copied); skips when the shared data is absent."""
+    source = shared_dataset("brats2021-4seq")
+    root = tmp_path_factory.mktemp("brats-4seq-two")
+    for case in BRATS_4SEQ_CI_CASES:
+        (root / case).symlink_to(source / case, target_is_directory=True)
+    return root
+
+
+@pytest.fixture
+def shared_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``$MEDDTFM_CACHE`` shared by the whole session: each real case is decoded once, whichever test reads it."""
+    folder = tmp_path_factory.getbasetemp() / "shared-slice-cache"
+    monkeypatch.setenv("MEDDTFM_CACHE", str(folder))
+    return folder

@@ -77,3 +77,24 @@ def test_a_bad_file_read_by_a_worker_is_named_without_traceback(tmp_path, comman
     assert result.exit_code == 1, result.output
     assert f"Error: {_image(root, 1)}: cannot decode image" in result.output
     assert "Traceback" not in result.output
+
+
+def test_inspect_brats_reports_native_intensities_and_slices_per_class(brats_4seq_two, shared_cache, tmp_path):
+    out = tmp_path / "inspect"
+    result = CliRunner().invoke(cli, ["data", "inspect", "--config", "brats2021",
+                                      "--set", f"data.root={brats_4seq_two}", "--set", "data.resolution=32",
+                                      "--set", "data.num_workers=0", "--limit", "4", "--grid", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = yaml.safe_load((out / "summary.yaml").read_text())
+    assert summary["channels"] == ["flair", "t1", "t1ce", "t2"] and summary["classes"] == ["NCR", "ED", "ET"]
+    volumes = summary["volumes"]
+    assert volumes["cases"] == 2 and list(volumes["native_intensity"]) == summary["channels"]
+    for sequence, facts in volumes["native_intensity"].items():
+        low, high = facts["p0.5_over_cases"], facts["p99.5_over_cases"]
+        assert facts["dtype"] == "int16" and 0 <= facts["min"] <= low[0] <= low[1] < high[0] <= high[1] <= facts["max"]
+    slices = volumes["slices_per_class"]
+    assert slices["slices"] == 2 * 155 and slices["tumour"] + slices["healthy"] <= slices["slices"]
+    assert all(0 < slices[c] <= slices["tumour"] for c in ("NCR", "ED", "ET"))
+    per_split = [summary["splits"][s]["slices_per_class"] for s in ("train", "val", "test")]
+    assert {k: sum(p[k] for p in per_split) for k in slices} == slices
+    assert sum(summary["splits"][s]["samples"] for s in ("train", "val", "test")) == slices["tumour"]

@@ -53,6 +53,29 @@ def test_folders_paired_and_dice(tmp_path):
     assert "| ssim/mean |" in result.output and (out / "samples_fake_a.png").is_file()
 
 
+def test_folders_brats_regions_with_label_maps(tmp_path):
+    """BraTS label maps (classes.txt 1 NCR, 2 ED, 4 ET): region Dice / HD95 per run and on the real images."""
+    d = _folders(tmp_path)
+    for path in (d / "masks").glob("*.png"):
+        label = np.where(np.asarray(Image.open(path)) > 0, 2, 0).astype(np.uint8)
+        label[6:10, 6:10] = 4
+        label[7:9, 7:9] = 1
+        Image.fromarray(label).save(path)
+    (d / "masks" / "classes.txt").write_text("1 NCR\n2 ED\n4 ET\n")
+    seg = segmenter_checkpoint(tmp_path / "unet.safetensors", ("gray",), ("NCR", "ED", "ET"))
+    out = tmp_path / "out"
+    args = ["evaluate", "--real", str(d / "real"), "--fake", str(d / "fake_a"), "--masks", str(d / "masks"),
+            "--metrics", "paired,brats_regions", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "brats_regions need --segmenter FILE" in result.output
+    result = CliRunner().invoke(cli, [*args, "--segmenter", str(seg)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "metrics.json").read_text())
+    keys = {f"{m}_{r}/{s}" for m in ("dice", "hd95") for r in ("wt", "tc", "et") for s in ("mean",)}
+    assert keys <= set(doc["runs"]["fake_a"]) and keys <= set(doc["reference"])
+    assert doc["runs"]["fake_a"]["dice_wt/images"] == 4 and "| dice_wt/mean |" in result.output
+
+
 def test_missing_requirements_are_all_named(tmp_path):
     d = _folders(tmp_path, n=2)
     result = CliRunner().invoke(cli, ["evaluate", "--real", str(d / "real"), "--fake", str(d / "fake_a"),

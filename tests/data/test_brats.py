@@ -385,7 +385,7 @@ def test_zero_background_z_scored(tmp_path: Path) -> None:
     healthy = BraTSDataset(cfg(tmp_path, slices="healthy"), "all")
     assert [r.slice_index for r in healthy.records] == [1, 2, 5, 6] * 2
     info = healthy.case_info["BraTS2021_00001"]
-    assert info == {"slices": 8, "tumour": 2, "brain": 6, "healthy": 4, "selected": 4}
+    assert info == {"slices": 8, "tumour": 2, "brain": 6, "healthy": 4, "selected": 4, "NCR": 2, "ED": 2, "ET": 2}
     image = BraTSDataset(cfg(tmp_path, slices="brain"), "all")[0]["image"].numpy()
     assert (image[:, 0, 0] == -1).all() and image.max() == 1.0
     brain = image[0] > -1

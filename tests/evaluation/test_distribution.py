@@ -123,6 +123,22 @@ def test_frd_is_lower_for_a_closer_set(tmp_path):
     assert close["frd/gray"] < distant["frd/gray"]
 
 
+@pytest.mark.skipif(not HAS_FRD, reason="FRD needs frd-score and pyradiomics-bhklab: pip install -e '.[eval]'")
+def test_frd_per_mri_sequence_and_their_mean(tmp_path):
+    """BraTS: one FRD per sequence (``frd/flair`` ...) and ``frd/mean`` over them; a sequence that differs more
+    scores higher."""
+    sequences = ("flair", "t1", "t1ce", "t2")
+    real, fake = (ImageSet(sequences, frd_dir=tmp_path / n) for n in ("real", "fake"))
+    real.add(_images(5, 4, 0) * 0.5)
+    fake_images = _images(5, 4, 1) * 0.5
+    fake_images[:, 3] *= 0.1  # t2 far off
+    fake.add(fake_images)
+    out = frd(real, fake, "v0", num_workers=1)
+    assert list(out) == [f"frd/{s}" for s in sequences] + ["frd/mean"]
+    assert out["frd/mean"] == pytest.approx(sum(out[f"frd/{s}"] for s in sequences) / 4)
+    assert out["frd/t2"] == max(out[f"frd/{s}"] for s in sequences)
+
+
 def test_frd_without_its_packages_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "frd_score", None)  # makes `import frd_score` fail
     with pytest.raises(MissingDependencyError, match="pip install frd-score pyradiomics-bhklab"):

@@ -17,12 +17,12 @@ def _batches() -> list[dict]:
 
 
 def test_every_metric_is_a_run_metric_with_a_description():
-    assert METRICS.names() == ("paired", "dice", "frd", "fid")
+    assert METRICS.names() == ("paired", "dice", "brats_regions", "frd", "fid")
     assert all(issubclass(METRICS[name], RunMetric) and METRICS.entry(name).description for name in METRICS)
 
 
 def test_unknown_metrics_and_missing_networks_are_refused(tmp_path):
-    with pytest.raises(UnknownNameError, match="unknown metric 'lpips'; choose from paired, dice, frd, fid"):
+    with pytest.raises(UnknownNameError, match="unknown metric 'lpips'; choose from paired, dice, brats_regions, fr"):
         Evaluation(Setup(("paired", "lpips"), ("c0",), ("lesion",), tmp_path))
     with pytest.raises(ValueError, match="dice needs the evaluation segmenter"):
         Evaluation(Setup(("dice",), ("c0",), ("lesion",), tmp_path))
@@ -60,6 +60,6 @@ def test_a_registered_metric_runs_beside_the_others(tmp_path, monkeypatch):
 
 def test_the_cli_offers_every_metric():
     text = " ".join(CliRunner().invoke(cli, ["evaluate", "--help"]).output.split())
-    assert "[default: paired,dice,frd,fid]" in text and all(f"{name}: " in text for name in METRICS)
+    assert "[default: paired,dice,brats_regions,frd,fid]" in text and all(f"{name}: " in text for name in METRICS)
     result = CliRunner().invoke(cli, ["evaluate", "--metrics", "paired,lpips"])
-    assert result.exit_code == 2 and "choose from paired, dice, frd, fid" in result.output
+    assert result.exit_code == 2 and "choose from paired, dice, brats_regions, frd, fid" in result.output

@@ -103,6 +103,31 @@ def test_compositional_cfg_is_one_batched_forward_of_the_formula() -> None:
     torch.testing.assert_close(guided, v00 + 2 * (vm0 - v00) + 3 * (vmy - vm0), atol=1e-5, rtol=1e-5)
 
 
+def test_per_class_guidance_weights() -> None:
+    assert Guidance(1, 1, ((2, 3.0),)).weights(True, True) == {"full": 3, "without:2": -2}
+    assert Guidance(2, 2, ((0, 0.0), (2, 1.0))).weights(True, False) == {"null": -1, "full": 1, "without:0": 1}
+    assert Guidance(2, 2, ((2, 3.0),)).weights(False, True) == {"null": -1, "full": 2}  # no mask: no class term
+
+
+@torch.no_grad()
+def test_per_class_guidance_is_the_formula_and_scale_zero_removes_the_class() -> None:
+    net, c = tiny_net(), cond()
+    x, t = torch.randn(3, C, S, S), torch.full((3,), 0.4)
+    without_et = c.mask.clone()
+    without_et[:, 2] = 0
+    yes = torch.ones(3, dtype=torch.bool)
+    v00 = net(x, t, net.condition(c.mask, c.tokens, 3, drop_mask=yes, drop_caption=yes))
+    vmy = net(x, t, net.condition(c.mask, c.tokens, 3))
+    vm_y = net(x, t, net.condition(without_et, c.tokens, 3))
+    guided = GuidedVelocity(net, c, Guidance(2.0, 2.0, ((2, 3.0),)))(x, t)
+    torch.testing.assert_close(guided, v00 + 2 * (vmy - v00) + 2 * (vmy - vm_y), atol=1e-5, rtol=1e-5)
+    dropped = GuidedVelocity(net, c, Guidance(1.0, 1.0, ((2, 0.0),)))(x, t)
+    torch.testing.assert_close(dropped, vm_y, atol=1e-5, rtol=1e-5)  # = the mask without ET (sample 2 has ET only)
+    assert not torch.allclose(dropped[2], vmy[2], atol=1e-3) and torch.allclose(dropped[:2], vmy[:2], atol=1e-5)
+    with pytest.raises(ValueError, match="class 3: the masks have 3 classes"):
+        GuidedVelocity(net, c, Guidance(1.0, 1.0, ((3, 2.0),)))
+
+
 @torch.no_grad()
 def test_noise_sampling_is_deterministic_and_independent_of_the_batch() -> None:
     net, spec = tiny_net(), SolverSpec("heun", 4)

@@ -22,7 +22,11 @@ def data() -> None:
 @click.option("--limit", type=int, default=0, show_default=True,
               help="Read at most this many samples per split for the statistics (0: all).")
 def inspect(cfg: Config, out: Path, grid_size: int, limit: int) -> None:
-    """Count samples per split, report channel and label statistics, write OUT/grid.png and OUT/summary.yaml."""
+    """Count samples per split, report channel and label statistics, write OUT/grid.png and OUT/summary.yaml.
+
+    BraTS also gets `volumes`: per sequence its file type and native intensity range (brain voxels, with the
+    per-case normalisation window), and the slices holding each class (NCR, ED, ET), for the set and per split.
+    """
     from ..data.inspect import inspect_dataset
 
     try:

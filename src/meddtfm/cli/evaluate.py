@@ -9,7 +9,7 @@ import click
 
 from ..config import Config
 from ..evaluation.folders import Folder, Masks, add_real_folder, folder_batches
-from ..evaluation.runner import METRICS, Evaluation, Setup
+from ..evaluation.runner import METRICS, Evaluation, Setup, needs_segmenter
 from ..flow.solver import SOLVERS
 from .common import run_options
 
@@ -39,11 +39,13 @@ def _requirements(metrics: tuple[str, ...], segmenter: str | None, inception: st
     from ..evaluation.inception import WEIGHTS_HELP
 
     problems = []
-    if "dice" in metrics and not segmenter:
-        problems.append("dice needs --segmenter FILE: the MONAI U-Net from `meddtfm pretrain-encoder --model unet` "
-                        "(its best.safetensors); or leave dice out of --metrics")
-    if "dice" in metrics and folder_mode and not masks:
-        problems.append("dice on folders needs --masks DIR (the conditioning masks, named like the images)")
+    by_segmenter = [m for m in metrics if needs_segmenter([m])]
+    if by_segmenter and not segmenter:
+        problems.append(f"{' and '.join(by_segmenter)} need --segmenter FILE: the MONAI U-Net from `meddtfm "
+                        f"pretrain-encoder --model unet` (its best.safetensors); or leave them out of --metrics")
+    if by_segmenter and folder_mode and not masks:
+        problems.append(f"{' and '.join(by_segmenter)} on folders need --masks DIR (the conditioning masks, named "
+                        "like the images)")
     if "fid" in metrics and not inception:
         problems.append(WEIGHTS_HELP)
     if "frd" in metrics:
@@ -154,7 +156,7 @@ class _Common:
 
         device = pick_device(self.cfg.train.device)
         seg = (load_eval_segmenter(self.segmenter, len(channel_names), class_names, channel_names, data=data).to(device)
-               if "dice" in self.metrics else None)
+               if needs_segmenter(self.metrics) else None)
         net = load_inception(self.inception).to(device) if "fid" in self.metrics else None
         return Evaluation(Setup(self.metrics, channel_names, class_names, self.scratch, seg, net, self.frd_version,
                                 grid_dir=self.out))

@@ -5,9 +5,12 @@ Conditions: ``--masks DIR`` (one file per condition, named by its stem: ``.npy``
 resized to the model's resolution as the loaders do), ``--dataset SPLIT`` (the training data config,
 changed by ``--config`` / ``--set``, except for the split keys ``data.split_seed``, ``val_fraction`` and
 ``test_fraction``: the split is the training run's, and a change is refused), or
-``--captions FILE`` alone (csv ``name,caption``; with masks it sets their captions). References:
+``--captions FILE`` alone (csv ``name,caption``; with masks it sets their captions), or ``--volume CASE``
+(every slice of one case of the training data config that has a lesion mask). References:
 ``--reference DIR`` (``NAME.npy`` ``C x H x W`` in [-1, 1], or an image for 1 or 3 channels) or
 ``--dataset-reference healthy``: the healthy slice of the same subject nearest the condition's.
+``--drop-class NAME`` empties a class of every mask (class ablation); ``--cfg-class NAME=S`` guides one
+class with its own scale (``flow.sampling``: ``S - 1`` times its contribution is added; 0 removes it).
 
 OUT gets ``images/NAME[_CHANNEL].png``, ``grid.png`` (mask over sample | sample [| reference], first 32),
 ``nifti/NAME_<sequence>.nii.gz`` + ``NAME_seg.nii.gz`` for NIfTI datasets (``data.nifti_out``), and
@@ -16,7 +19,10 @@ reference outside the new lesion dilated by ``OUTSIDE_MARGIN`` px (how much anat
 command prints the mean), measured on the output without blending: with ``--blend-dilation`` the saved
 image copies the reference there, so it is scored on the same start integrated once more unblended
 (``nfe_used`` does not count that pass). Sample k of condition NAME uses ``sample_seed(--seed, NAME, k)``: the
-same pixels whatever the batch size or the other conditions.
+same pixels whatever the batch size or the other conditions. With ``--volume CASE``, OUT also gets
+``volume/CASE_<sequence>.nii.gz`` and ``CASE_seg.nii.gz``: the case's whole stack with its original affine,
+header and type, each slice with a mask replaced by its sample (slices are synthesised independently, with
+no 3D consistency between them), every other slice unchanged (``data.nifti_out.write_volume``).
 """
 from __future__ import annotations
 
@@ -42,13 +48,37 @@ OUTSIDE_MARGIN = 4  # px: "outside the lesion" is outside the new mask dilated b
 
 def _check_sources(opts: dict) -> None:
     """One source of conditions; references exactly in reference mode."""
-    if (opts["masks_dir"] and opts["split"]) or not (opts["masks_dir"] or opts["split"] or opts["captions_file"]):
-        raise click.UsageError("give the conditions with one of --masks DIR, --dataset SPLIT or --captions FILE")
+    sources = [o for o in ("masks_dir", "split", "volume") if opts[o]]
+    if len(sources) > 1 or not (sources or opts["captions_file"]) or (opts["volume"] and opts["captions_file"]):
+        raise click.UsageError("give the conditions with one of --masks DIR, --dataset SPLIT, --volume CASE or "
+                               "--captions FILE")
     reference = opts["mode"] == "reference"
     if len([o for o in ("reference_dir", "dataset_reference") if opts[o]]) != reference:
         raise click.UsageError("--mode reference needs one of --reference DIR, --dataset-reference; noise mode neither")
-    if opts["dataset_reference"] and not opts["split"]:
-        raise click.UsageError("--dataset-reference needs --dataset SPLIT")
+    if opts["dataset_reference"] and not (opts["split"] or opts["volume"]):
+        raise click.UsageError("--dataset-reference needs --dataset SPLIT or --volume CASE")
+    if opts["volume"] and opts["num_per_condition"] != 1:
+        raise click.UsageError("--volume writes one stack: use --num-per-condition 1")
+
+
+def _class_indices(names: tuple[str, ...], classes: tuple[str, ...], option: str) -> list[int]:
+    """Indices of class ``names`` among the model's ``classes``; an unknown name is a usage error."""
+    unknown = [n for n in names if n not in classes]
+    if unknown:
+        raise click.UsageError(f"{option} {unknown[0]}: this model's classes are {', '.join(classes)}")
+    return [classes.index(n) for n in names]
+
+
+def _class_scales(values: tuple[str, ...], classes: tuple[str, ...]) -> tuple[tuple[int, float], ...]:
+    """``NAME=S`` pairs of ``--cfg-class`` as (class index, scale)."""
+    pairs = []
+    for value in values:
+        name, _, scale = value.partition("=")
+        try:
+            pairs.append((_class_indices((name,), classes, "--cfg-class")[0], float(scale)))
+        except ValueError as err:
+            raise click.UsageError(f"--cfg-class {value}: expected NAME=SCALE, e.g. ET=3") from err
+    return tuple(pairs)
 
 
 def _ssim_outside(batch: BatchResult) -> list[float | str]:
@@ -78,7 +108,7 @@ def _sample_all(synth: Synthesizer, jobs: list[SampleJob], edit: ReferenceEdit |
 
     meta, per_condition = synth.meta, opts["num_per_condition"]
     batch_size = 1 if SOLVERS[synth.spec.method].adaptive else opts["batch_size"]  # its step control couples a batch
-    grid, manifest = [], []
+    grid, manifest, case = [], [], []
     with tqdm(total=len(jobs), desc=f"sampling ({opts['mode']}, {synth.spec.method}, NFE {synth.spec.nfe})",
               unit="img") as bar:
         for i in range(0, len(jobs), batch_size):
@@ -89,7 +119,9 @@ def _sample_all(synth: Synthesizer, jobs: list[SampleJob], edit: ReferenceEdit |
                 condition, image = job.condition, done.images[j]
                 name = condition.name if per_condition == 1 else f"{condition.name}_{job.index}"
                 mask = done.loaded[j]["mask"] if done.loaded[j]["has_mask"] else None
-                files = write_images(image, mask, meta, condition, out, name)
+                files = write_images(image, mask, meta, condition, out, name, nifti=not opts["volume"])
+                if opts["volume"]:
+                    case.append((condition, image, mask))
                 if len(grid) < GRID_ROWS:
                     shown = mask if mask is not None else torch.zeros(len(meta.class_names), *image.shape[-2:])
                     grid.append([overlay(image, shown), to_rgb(image)]
@@ -99,6 +131,12 @@ def _sample_all(synth: Synthesizer, jobs: list[SampleJob], edit: ReferenceEdit |
                                  "caption": condition.caption, "seed": job.seed, **settings, "nfe_used": done.nfe,
                                  "ssim_outside_lesion_unblended": kept[j]})
             bar.update(len(batch))
+    if opts["volume"]:
+        from ..synthesis import write_case
+
+        files = write_case(case, meta, meta.data["intensity_percentiles"], out / "volume", opts["volume"])
+        click.echo(f"wrote {opts['volume']}'s whole stack to {out / 'volume'} ({len(case)} slices synthesised, "
+                   f"independently of each other; the others unchanged): {', '.join(f.name for f in files)}")
     return grid, manifest
 
 
@@ -117,8 +155,19 @@ def _sample_all(synth: Synthesizer, jobs: list[SampleJob], edit: ReferenceEdit |
 @click.option("--mode", type=click.Choice(["noise", "reference"]), default="noise", show_default=True)
 @click.option("--reference", "reference_dir", type=click.Path(file_okay=False, exists=True),
               help="Folder of reference images named like the conditions.")
+@click.option("--volume", metavar="CASE",
+              help="Every slice of the case CASE (any split of the training data config) that has a lesion mask; "
+                   "also writes OUT/volume/CASE_<sequence>.nii.gz and CASE_seg.nii.gz, the case's whole stack with "
+                   "its original affine and header, those slices replaced. Slices are synthesised independently "
+                   "of each other (no 3D consistency); the others are the original's.")
 @click.option("--dataset-reference", type=click.Choice(["healthy"]), default=None,
-              help="With --dataset: the nearest healthy slice of the same subject.")
+              help="With --dataset or --volume: the nearest healthy slice of the same subject.")
+@click.option("--drop-class", "drop_classes", multiple=True, metavar="NAME",
+              help="Class ablation: empty this class of every mask (repeatable; e.g. --drop-class ET keeps NCR and "
+                   "ED). Captions are kept: change them with --captions.")
+@click.option("--cfg-class", "cfg_classes", multiple=True, metavar="NAME=S",
+              help="Per-class guidance (repeatable): add (S - 1) x the class's own contribution, the velocity with "
+                   "the mask minus that without the class; S > 1 stresses it, 0 removes it. E.g. --cfg-class ET=3.")
 @click.option("--start", type=click.Choice(["invert", "noise"]), default="invert", show_default=True,
               help="Reference mode: ODE inversion of the reference to --t0, or noising it to --t0.")
 @click.option("--t0", type=float, default=0.0, show_default=True, help="Reference mode: start time in [0, 1).")
@@ -158,21 +207,28 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
         spec = SolverSpec(opts["solver"], opts["nfe"], opts["time_grid"], opts["shift"])
     except ValueError as err:
         raise click.UsageError(str(err)) from err
-    guidance = Guidance(opts["cfg_mask"], opts["cfg_mask"] if opts["cfg_caption"] is None else opts["cfg_caption"])
     edit = ReferenceEdit(opts["start"], opts["t0"], opts["blend_dilation"]) if opts["mode"] == "reference" else None
     blend = opts["blend_dilation"]
     settings = {"mode": opts["mode"], "start": edit.start if edit else "", "t0": edit.t0 if edit else "",
                 "blend_dilation": "" if blend is None else blend, "solver": spec.method, "nfe": spec.nfe,
-                "time_grid": spec.grid, "cfg": guidance.mask, "cfg_caption": guidance.caption, "checkpoint": checkpoint}
+                "time_grid": spec.grid, "cfg": opts["cfg_mask"],
+                "cfg_caption": opts["cfg_mask"] if opts["cfg_caption"] is None else opts["cfg_caption"],
+                "cfg_classes": " ".join(opts["cfg_classes"]), "drop_classes": " ".join(opts["drop_classes"]),
+                "checkpoint": checkpoint}
     try:
         net, meta = load_generator(checkpoint, teacher, edit is not None, pick_device(cfg.train.device))
+        guidance = Guidance(settings["cfg"], settings["cfg_caption"],
+                            _class_scales(opts["cfg_classes"], meta.class_names))
+        dropped = _class_indices(opts["drop_classes"], meta.class_names, "--drop-class")
         data = None
-        if opts["split"]:
+        if opts["split"] or opts["volume"]:
             params = click.get_current_context().params
             data = training_data_config(meta.data, params["config_path"], params["overrides"], checkpoint)
         conditions = gather_conditions(meta, masks_dir=opts["masks_dir"], split=opts["split"], data=data,
-                                       captions_file=opts["captions_file"], reference_dir=opts["reference_dir"],
-                                       healthy_references=opts["dataset_reference"] == "healthy", limit=opts["limit"])
+                                       volume=opts["volume"], captions_file=opts["captions_file"],
+                                       reference_dir=opts["reference_dir"],
+                                       healthy_references=opts["dataset_reference"] == "healthy",
+                                       drop_classes=dropped, limit=opts["limit"])
         if data is not None:
             save_config(dataclasses.replace(cfg, data=data), out / "config.yaml")
         jobs = sample_jobs(conditions, opts["num_per_condition"], cfg.seed)

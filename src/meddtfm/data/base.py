@@ -119,6 +119,11 @@ class MedicalDataset(Dataset, ABC):
     def decode(self, record: Record) -> Decoded:
         """Read one sample at native size; raise ``BadSampleError`` for anything unusable."""
 
+    def describe(self) -> dict:
+        """Facts about this split's files for ``data inspect`` beyond the decoded samples (BraTS: native
+        intensities, slices per class); empty by default."""
+        return {}
+
     @property
     def num_channels(self) -> int:
         return len(self.channel_names)

@@ -10,6 +10,8 @@
 * Brain, normalisation, the radiological view and the slice cache: ``meddtfm.data.brats_volumes``.
 * ``scan`` decodes each case's segmentation (and, for healthy / brain selection, its sequences) once
   and caches per-slice statistics as JSON under ``$MEDDTFM_CACHE`` (default ``~/.cache/meddtfm``).
+* ``describe`` (``meddtfm data inspect``): per class the slices holding it, and per sequence its file type and
+  native intensity range (brain voxels) with the per-case window that ``data.intensity_percentiles`` maps to [-1, 1].
 * Each worker keeps ``data.volume_cache`` cases open (mapped, or in memory when ``data.slice_cache`` is off).
 * Captions name the classes present at native size ("brain MRI, necrotic core, edema") or say
   "brain MRI, no tumour", so BraTS can also train caption conditioning.
@@ -27,7 +29,7 @@ from tqdm import tqdm
 
 from ..config import ConfigError, DataConfig
 from .base import Decoded, MedicalDataset, Record
-from .brats_volumes import LABELS, brain_mask, case_arrays, check_shape, read_volume
+from .brats_volumes import LABELS, brain_mask, case_arrays, check_shape, intensity_range, read_volume
 from .cache import file_signature, load_cached, save_cached
 from .errors import BadSampleError
 from .io import check_labels
@@ -38,7 +40,7 @@ MODALITIES = ("flair", "t1", "t1ce", "t2")
 CLASS_NAMES = ("NCR", "ED", "ET")
 _CAPTION_WORDS = ("necrotic core", "edema", "enhancing tumour")
 _FILE = re.compile(r"^(.+)_(flair|t1|t1ce|t2|seg)\.nii(?:\.gz)?$")
-_INDEX_VERSION = 2  # 2: brain = not the border's most frequent value
+_INDEX_VERSION = 3  # 2: brain = not the border's most frequent value; 3: per-class slice and intensity statistics
 
 
 def find_cases(root: Path) -> dict[str, dict[str, list[Path]]]:
@@ -61,6 +63,7 @@ class BraTSDataset(MedicalDataset):
         self._volumes: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._bad: dict[str, BadSampleError] = {}
         self.case_info: dict[str, dict[str, int]] = {}  # per case: slice counts
+        self._case_files: dict[str, list[Path]] = {}  # per case: its sequences, then its segmentation
         super().__init__(cfg, split, seed)
 
     def __getstate__(self) -> dict:
@@ -80,6 +83,7 @@ class BraTSDataset(MedicalDataset):
             try:
                 paths = [self._case_file(root, case, files, kind) for kind in self.channel_names + ("seg",)]
                 classes, zs, self.case_info[case] = self._select(self._slice_stats(paths[:-1], paths[-1]))
+                self._case_files[case] = paths
             except BadSampleError as err:
                 if cfg.on_bad_sample == "error":
                     raise
@@ -126,6 +130,7 @@ class BraTSDataset(MedicalDataset):
         classes = stats["classes"]
         tumour = np.asarray(classes) > 0
         counts = {"slices": len(classes), "tumour": int(tumour.sum())}
+        counts.update({name: int((np.asarray(classes) >> bit & 1).sum()) for bit, name in enumerate(CLASS_NAMES)})
         keep = tumour if self.cfg.slices == "tumour" else np.ones_like(tumour)
         if stats["brain"] is not None:
             has_brain = np.asarray(stats["brain"]) >= self.cfg.min_brain_fraction
@@ -134,15 +139,20 @@ class BraTSDataset(MedicalDataset):
         zs = np.flatnonzero(keep).tolist()
         return classes, zs, {**counts, "selected": len(zs)}
 
-    def _slice_stats(self, paths: list[Path], seg_path: Path) -> dict:
-        """Per slice: bits of the classes present and (for healthy / brain selection) the brain fraction.
+    def _slice_stats(self, paths: list[Path], seg_path: Path, sequences: bool = False) -> dict:
+        """Per slice: bits of the classes present and (for healthy / brain selection, or ``sequences``) the brain
+        fraction; with the sequences decoded also ``intensity``: per sequence [min, max, low, high] of its brain
+        voxels, low / high at ``data.intensity_percentiles``.
 
         Decodes the segmentation (and the sequences, for the brain) once; cached as JSON keyed on the
         decoded files' paths, sizes and mtimes, so every slice selection and brain threshold reuses it.
         """
-        decoded = [seg_path] + (paths if self.cfg.slices in ("healthy", "brain") else [])
+        sequences = sequences or self.cfg.slices in ("healthy", "brain")
+        decoded = [seg_path] + (paths if sequences else [])
         key = {"version": _INDEX_VERSION, "files": file_signature(decoded, seg_path.parents[1])}
         key["root"] = str(seg_path.parents[1].resolve())
+        if sequences:
+            key["percentiles"] = [float(p) for p in self.cfg.intensity_percentiles]
         cached = load_cached("brats_index", key)
         if cached is not None:
             return cached
@@ -150,9 +160,11 @@ class BraTSDataset(MedicalDataset):
         check_labels(seg, LABELS, seg_path)
         bits = sum(np.isin(seg, v).any(axis=(0, 1)) << bit for bit, v in enumerate(((1, 3), (2,), (4,))))
         stats = {"classes": bits.tolist(), "brain": None}
-        if len(decoded) > 1:
+        if sequences:
             volumes = [read_volume(p, (seg_path, seg.shape))[0] for p in paths]
-            stats["brain"] = brain_mask(volumes).mean(axis=(0, 1)).round(6).tolist()
+            brain = brain_mask(volumes)
+            stats["brain"] = brain.mean(axis=(0, 1)).round(6).tolist()
+            stats["intensity"] = [intensity_range(v[brain], key["percentiles"]) for v in volumes]
         else:
             for path in paths:
                 try:
@@ -162,6 +174,30 @@ class BraTSDataset(MedicalDataset):
                 check_shape(shape, (seg_path, seg.shape), path)
         save_cached("brats_index", key, stats)
         return stats
+
+    def describe(self) -> dict:
+        """The cases of this split: ``slices_per_class`` (slices in all, with brain, tumour, healthy, per class) and
+        ``native_intensity``: per sequence its file type, ``min`` / ``max`` over brain voxels and the range over cases
+        of the normalisation window (``data.intensity_percentiles``). Decodes each case's sequences once (cached)."""
+        cases = sorted({r.subject_id for r in self.records})
+        totals: Counter = Counter()
+        ranges: list[list[list[float]]] = []
+        for case in cases:
+            paths = self._case_files[case]
+            stats = self._slice_stats(paths[:-1], paths[-1], sequences=True)
+            totals.update(self._select(stats)[2])
+            ranges.append(stats["intensity"])
+        sequences = {}
+        for c, name in enumerate(self.channel_names if cases else ()):
+            per_case = np.asarray([r[c] for r in ranges], float)  # cases x [min, max, low, high]
+            types = sorted({str(nib.load(str(self._case_files[case][c])).get_data_dtype()) for case in cases})
+            sequences[name] = {"dtype": ", ".join(types), "min": float(np.nanmin(per_case[:, 0])),
+                               "max": float(np.nanmax(per_case[:, 1]))}
+            for p, column in zip(self.cfg.intensity_percentiles, per_case[:, 2:].T):
+                sequences[name][f"p{p:g}_over_cases"] = [float(np.nanmin(column)), float(np.nanmax(column))]
+        keys = ("slices", "brain", "tumour", "healthy", *CLASS_NAMES)
+        return {"cases": len(cases), "slices_per_class": {k: int(totals[k]) for k in keys},
+                "native_intensity": sequences}
 
     def decode(self, record: Record) -> Decoded:
         """Slice ``record.slice_index`` of its case: C x H x W float32 image, K x H x W one-hot mask."""

@@ -73,6 +73,14 @@ def normalise(volume: np.ndarray, brain: np.ndarray, percentiles: Sequence[float
     return out
 
 
+def intensity_range(values: np.ndarray, percentiles: Sequence[float]) -> list[float]:
+    """``[min, max, low, high]`` of a volume's brain voxels ``values``, low and high at ``percentiles``; NaN if none."""
+    if not values.size:
+        return [float("nan")] * 4
+    lo, hi = np.percentile(values, percentiles)
+    return [float(values.min()), float(values.max()), float(lo), float(hi)]
+
+
 def background_value(volume: np.ndarray) -> float:
     """The most frequent value on the six faces of an X x Y x Z ``volume``: the constant outside the head."""
     faces = np.concatenate([np.moveaxis(volume, axis, 0)[[0, -1]].ravel() for axis in range(volume.ndim)])

@@ -46,8 +46,10 @@ def _keep(batch: list) -> list:
 def inspect_dataset(cfg: Config, out: Path, grid_size: int = 16, limit: int = 0) -> dict:
     """Summarise every split of ``cfg.data`` and write ``out/grid.png`` (image | overlay pairs).
 
-    ``limit`` > 0 reads only that many samples per split for the statistics (evenly spaced).
-    Returns the summary dict that the CLI prints and saves as ``summary.yaml``.
+    ``limit`` > 0 reads only that many samples per split for the statistics (evenly spaced). A dataset whose
+    ``describe`` says more (BraTS) adds ``volumes`` (the whole set: native intensity per sequence, slices per
+    class) and each split's ``slices_per_class``. Returns the summary dict that the CLI prints and saves as
+    ``summary.yaml``.
     """
     data_cfg = dataclasses.replace(cfg.data, augment=False)
     splits = {s: build_dataset(data_cfg, s, cfg.seed) for s in SPLITS}
@@ -105,6 +107,12 @@ def inspect_dataset(cfg: Config, out: Path, grid_size: int = 16, limit: int = 0)
         "labels": dict(sorted(labels.items())),
         "caption_examples": captions,
     })
+    described = {s: ds.describe() for s, ds in splits.items()}
+    if any(described.values()):  # files beyond the samples (BraTS volumes): the whole set, and slices per split
+        summary["volumes"] = build_dataset(data_cfg, "all", cfg.seed).describe()
+        for split, facts in described.items():
+            if "slices_per_class" in facts:
+                summary["splits"][split]["slices_per_class"] = facts["slices_per_class"]
     summary["grid"] = str(write_grid(max(splits.values(), key=len), Path(out) / "grid.png", grid_size))
     return summary
 

@@ -30,6 +30,7 @@ from .consistency import MaskConsistency
 from .distribution import ImageSet, fid_kid, frd
 from .inception import FIDInceptionV3
 from .metrics import PairedMetrics
+from .regions import BRATS_CLASSES, REGIONS_NOTE, BraTSRegions, has_brats_classes
 
 DICE_NOTE = ("Dice/IoU: evaluation U-Net, sigmoid > 0.5, mean over images. dice_present/ and iou_present/, the "
              "faithfulness measure: per class over the images whose mask has it, the mean over the classes some mask "
@@ -70,6 +71,11 @@ class RunMetric:
 
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
+
+    @staticmethod
+    def real_scorer(setup: Setup) -> MaskConsistency | BraTSRegions | None:
+        """What scores the real images against their own masks (the ceiling), if this metric has one."""
+        return None
 
     def update(self, batch: dict, images: Tensor) -> None:
         """Nothing by default: a distribution metric reads the run's ``ImageSet``."""
@@ -123,11 +129,40 @@ class DiceScores(RunMetric):
         super().__init__(setup)
         self.consistency = MaskConsistency(setup.segmenter, setup.class_names)
 
+    @staticmethod
+    def real_scorer(setup: Setup) -> MaskConsistency:
+        return MaskConsistency(setup.segmenter, setup.class_names)
+
     def update(self, batch: dict, images: Tensor) -> None:
         self.consistency.update(images, batch["mask"], batch["has_mask"])
 
     def compute(self, real: ImageSet, fake: ImageSet, label: str) -> tuple[dict[str, float], list[str]]:
         return (self.consistency.compute() if self.consistency.count else {}), []
+
+
+class RegionScores(RunMetric):
+    """BraTS: Dice and HD95 of the evaluation U-Net on the tumour regions WT, TC, ET (``regions``); for classes
+    other than NCR, ED, ET nothing, with a note saying so."""
+
+    needs = ("segmenter", "the evaluation segmenter")
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.regions = self.real_scorer(setup)
+
+    @staticmethod
+    def real_scorer(setup: Setup) -> BraTSRegions | None:
+        return BraTSRegions(setup.segmenter, setup.class_names) if has_brats_classes(setup.class_names) else None
+
+    def update(self, batch: dict, images: Tensor) -> None:
+        if self.regions is not None:
+            self.regions.update(images, batch["mask"], batch["has_mask"])
+
+    def compute(self, real: ImageSet, fake: ImageSet, label: str) -> tuple[dict[str, float], list[str]]:
+        if self.regions is None:
+            return {}, [f"brats_regions: not computed, the classes are {', '.join(self.setup.class_names)}, "
+                        f"not BraTS's {', '.join(BRATS_CLASSES)}"]
+        return (self.regions.compute() if self.regions.count else {}), [REGIONS_NOTE]
 
 
 class FRDScore(RunMetric):
@@ -162,8 +197,15 @@ METRICS.add("paired", "SSIM, MS-SSIM and PSNR against the paired real image (and
             PairedScores)
 METRICS.add("dice", "Dice and IoU of the evaluation U-Net on each synthetic image against its conditioning mask",
             DiceScores)
+METRICS.add("brats_regions", "BraTS: Dice and HD95 of the evaluation U-Net on whole tumour, tumour core and "
+            "enhancing tumour (WT, TC, ET); nothing for other classes", RegionScores)
 METRICS.add("frd", "Frechet radiomics distance to the real set, per channel (frd-score)", FRDScore)
 METRICS.add("fid", "FID and KID to the real set on FID-InceptionV3 features", FIDScore)
+
+
+def needs_segmenter(metrics: Sequence[str]) -> bool:
+    """Whether any of ``metrics`` runs the evaluation U-Net (dice, brats_regions)."""
+    return any((METRICS[name].needs or ("",))[0] == "segmenter" for name in metrics)
 
 
 class Evaluation:
@@ -176,8 +218,9 @@ class Evaluation:
                 raise ValueError(f"{name} needs {needs[1]}")
         self.setup = setup
         self.real = self._image_set("real")
-        self.ceiling = MaskConsistency(setup.segmenter, setup.class_names) if "dice" in setup.metrics else None
-        self.notes: list[str] = [DICE_NOTE] if self.ceiling else []
+        scorers = (METRICS[name].real_scorer(setup) for name in METRICS if name in setup.metrics)
+        self.ceilings = [scorer for scorer in scorers if scorer is not None]
+        self.notes: list[str] = [DICE_NOTE] if "dice" in setup.metrics else []
         self.counts: dict[str, dict[str, int]] = {}  # run -> images: real, fake, pairs
 
     def _image_set(self, label: str) -> ImageSet:
@@ -188,12 +231,14 @@ class Evaluation:
     def add_real(self, images: Tensor, masks: Tensor | None = None, has_mask: Tensor | None = None) -> None:
         """Real images for the distribution metrics, and (with masks) the segmenter's ceiling."""
         self.real.add(images)
-        if self.ceiling is not None and masks is not None:
-            self.ceiling.update(images, masks, has_mask)
+        if masks is not None:
+            for ceiling in self.ceilings:
+                ceiling.update(images, masks, has_mask)
 
     def reference(self) -> dict[str, float]:
-        """The segmenter on the real images: ``dice/...``, ``iou/...`` (empty without dice)."""
-        return self.ceiling.compute() if self.ceiling is not None and self.ceiling.count else {}
+        """The segmenter on the real images: ``dice/...``, ``iou/...`` with dice, ``dice_wt/...`` ... with
+        brats_regions (empty without either)."""
+        return {key: value for ceiling in self.ceilings if ceiling.count for key, value in ceiling.compute().items()}
 
     def run(self, batches: Iterable[dict], label: str) -> dict[str, float]:
         """Every requested metric of one synthetic set against the real set, in ``METRICS`` order."""

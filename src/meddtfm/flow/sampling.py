@@ -14,6 +14,11 @@ Time runs from noise (t = 0) to image (t = 1), as in ``meddtfm.flow.path``.
   plain conditional velocity), ``s_m = s_y = s`` is ordinary two-pass CFG. A condition that is absent
   for the whole batch (no mask path / no captions) makes its term vanish, so its scale is ignored.
   The reference features ``f_ref`` are anatomy, not a guided condition: every copy gets them.
+* **Per-class guidance** (our addition; the paper guides the mask as a whole): a scale ``s_k`` for lesion
+  class k adds ``(s_k - 1) [v(x|m,y) - v(x|m without k,y)]``, the class's own contribution, measured
+  against the same mask with channel k emptied (the generator learns such masks from
+  ``flow.class_ablation``). ``s_k = 1`` changes nothing, ``s_k > 1`` stresses the class, and ``s_k = 0``
+  with ``s_m = s_y = 1`` is exactly the velocity of the mask without class k.
 * **Noise-based** (Eq. 7): ``x0 ~ N(0, I)``, each sample from its own seed (``seeded_noise``), then
   ``dx/dt = v`` from 0 to 1.
 * **Reference-guided** (Eq. 6): ``f_ref = E_0(I_ref)`` seeds bridge 0 throughout. The start ``x_{t0}`` is
@@ -86,9 +91,11 @@ class Guidance:
 
     mask: float = 1.0
     caption: float = 1.0
+    classes: tuple[tuple[int, float], ...] = ()  # (class index k, s_k): per-class guidance (module doc)
 
     def weights(self, uses_mask: bool, uses_caption: bool) -> dict[str, float]:
-        """Weights of the copies ``null`` v(x|0,0), ``mask`` v(x|m,0) and ``full`` v(x|m,y); they sum to 1."""
+        """Weights of the copies ``null`` v(x|0,0), ``mask`` v(x|m,0), ``full`` v(x|m,y) and ``without:k``
+        v(x|m without class k, y); they sum to 1."""
         if not (uses_mask or uses_caption):
             return {"full": 1.0}
         s_m, s_y = self.mask, self.caption
@@ -96,7 +103,11 @@ class Guidance:
             s_y = s_m
         if not uses_mask:  # v(x|m,0) == v(x|0,0)
             s_m = s_y
-        return {k: w for k, w in (("null", 1 - s_m), ("mask", s_m - s_y), ("full", s_y)) if w != 0}
+        weights = {"null": 1 - s_m, "mask": s_m - s_y, "full": s_y}
+        for k, scale in self.classes if uses_mask else ():
+            weights["full"] += scale - 1
+            weights[f"without:{k}"] = weights.get(f"without:{k}", 0.0) - (scale - 1)
+        return {k: w for k, w in weights.items() if w != 0}
 
 
 @dataclass(frozen=True)
@@ -125,13 +136,25 @@ class ConditionInputs:
         dm = self.drop_mask if self.drop_mask is not None else ~yes
         dc = self.drop_caption if self.drop_caption is not None else ~yes
         flags = {"null": (yes, yes), "mask": (dm, yes), "full": (dm, dc)}
+        flags.update({k: (dm, dc) for k in kinds if k.startswith("without:")})
         return {
-            "mask": None if self.mask is None else self.mask.repeat(n, 1, 1, 1),
+            "mask": None if self.mask is None else torch.cat([self._mask_of(k) for k in kinds]),
             "tokens": None if self.tokens is None else self.tokens.repeat(n, 1),
             "batch_size": n * b,
             "drop_mask": None if self.mask is None else torch.cat([flags[k][0] for k in kinds]),
             "drop_caption": None if self.tokens is None else torch.cat([flags[k][1] for k in kinds]),
         }
+
+    def _mask_of(self, kind: str) -> Tensor:
+        """The mask of the copy ``kind``: ``without:k`` empties class k (``ValueError`` if there is none)."""
+        if not kind.startswith("without:"):
+            return self.mask
+        k = int(kind.split(":")[1])
+        if not 0 <= k < self.mask.shape[1]:
+            raise ValueError(f"per-class guidance of class {k}: the masks have {self.mask.shape[1]} classes")
+        mask = self.mask.clone()
+        mask[:, k] = 0
+        return mask
 
 
 class GuidedVelocity:

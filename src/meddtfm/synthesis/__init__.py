@@ -4,12 +4,12 @@
 |---|---|
 | ``synthesizer`` | ``load_generator``, ``Synthesizer`` (noise-based Eq. 7, reference-guided Eq. 6), input files |
 | ``conditions`` | ``gather_conditions``: masks, captions and references from folders or a dataset split |
-| ``jobs`` | ``SampleJob`` (condition, draw, seed), ``run_batch``, ``write_images`` |
+| ``jobs`` | ``SampleJob`` (condition, draw, seed), ``run_batch``, ``write_images``, ``write_case`` (a whole case) |
 """
 from __future__ import annotations
 
 from .conditions import ConditionSetError, SampleCondition, condition_files, dataset_conditions, gather_conditions
-from .jobs import BatchResult, ReferenceEdit, SampleJob, run_batch, sample_jobs, write_images
+from .jobs import BatchResult, ReferenceEdit, SampleJob, run_batch, sample_jobs, write_case, write_images
 from .synthesizer import (
                           ConditionError,
                           GeneratorMeta,
@@ -24,4 +24,4 @@ from .synthesizer import (
 __all__ = ["BatchResult", "ConditionError", "ConditionSetError", "GeneratorMeta", "ReferenceEdit", "SampleCondition",
            "SampleJob", "Start", "Synthesizer", "condition_files", "dataset_conditions", "gather_conditions",
            "load_generator", "read_mask_file", "read_reference_file", "run_batch", "sample_jobs",
-           "training_data_config", "write_images"]
+           "training_data_config", "write_case", "write_images"]

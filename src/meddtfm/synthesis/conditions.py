@@ -1,17 +1,19 @@
 """The conditions of a synthesis run, gathered from files or a dataset split, each paired with its reference.
 
 Sources (one of): a folder of mask files (one per condition, named by its stem: ``read_mask_file``),
-a split of the generator's training dataset (its masks and captions), or a captions CSV alone
-(``name,caption``; with masks it sets their captions). References (reference mode): a folder of
-images named like the conditions (``read_reference_file``), or for a dataset split the healthy slice
-of the same subject nearest the condition's. Tensors load lazily, when a batch needs them.
+a split of the generator's training dataset (its masks and captions), one case of it (``volume``: every
+slice of the case that has a mask, in slice order), or a captions CSV alone (``name,caption``; with masks
+it sets their captions). References (reference mode): a folder of images named like the conditions
+(``read_reference_file``), or for a dataset split or case the healthy slice of the same subject nearest
+the condition's. ``drop_classes`` empties those classes of every mask (class ablation: e.g. ET removed,
+NCR and ED kept); captions stay as they are. Tensors load lazily, when a batch needs them.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,7 @@ class SampleCondition:
 
     ``load()``: ``mask`` (K x R x R, or None) and ``has_mask``. ``reference()``: ``image`` (C x R x R) and,
     from a dataset, its ``mask`` and ``caption``. ``nifti``: the source volume per channel and the slice
-    index, when the condition is a slice of NIfTI volumes.
+    index, when the condition is a slice of NIfTI volumes; ``mask_file``: then its segmentation volume.
     """
 
     name: str
@@ -43,6 +45,7 @@ class SampleCondition:
     reference: Callable[[], dict] | None = None
     reference_name: str = ""
     nifti: tuple[tuple[str, ...], int] | None = None
+    mask_file: str | None = None
 
 
 def condition_files(folder: str | Path) -> dict[str, Path]:
@@ -60,11 +63,17 @@ def _pick(sample: dict, *keys: str) -> dict:
     return {key: sample[key] for key in keys}
 
 
-def dataset_conditions(meta: GeneratorMeta, data: DataConfig, split: str,
-                       healthy_references: bool = False) -> list[SampleCondition]:
-    """Every sample of ``split`` as a condition; ``healthy_references``: each paired with the healthy slice of
-    its subject nearest to it (``data.slices=healthy``)."""
+def dataset_conditions(meta: GeneratorMeta, data: DataConfig, split: str, healthy_references: bool = False,
+                       subject: str | None = None) -> list[SampleCondition]:
+    """Every sample of ``split`` (of ``subject`` alone, if given) as a condition; ``healthy_references``: each
+    paired with the healthy slice of its subject nearest to it (``data.slices=healthy``)."""
     dataset = build_dataset(data, split)
+    if subject is not None:
+        cases = sorted({r.subject_id for r in dataset.records})
+        dataset.records = [r for r in dataset.records if r.subject_id == subject]
+        if not dataset.records:
+            raise ConditionSetError(f"{data.root} has no case {subject} with a lesion mask; its cases: "
+                                    f"{', '.join(cases[:10])}{', ...' if len(cases) > 10 else ''}")
     got = (dataset.channel_names, dataset.class_names, data.resolution)
     trained = (meta.channel_names, meta.class_names, meta.resolution)
     if got != trained:
@@ -89,7 +98,7 @@ def dataset_conditions(meta: GeneratorMeta, data: DataConfig, split: str,
                                                               "caption")
             condition.reference_name = healthy.records[nearest].sample_id
         if record.slice_index >= 0 and all(p.endswith((".nii", ".nii.gz")) for p in record.paths):
-            condition.nifti = (record.paths, record.slice_index)
+            condition.nifti, condition.mask_file = (record.paths, record.slice_index), record.mask_path
         conditions.append(condition)
     return conditions
 
@@ -106,19 +115,32 @@ def _no_mask() -> dict:
     return {"mask": None, "has_mask": False}
 
 
+def _without(load: Callable[[], dict], classes: Sequence[int]) -> dict:
+    """``load()`` with the mask's ``classes`` emptied."""
+    loaded = load()
+    if loaded["mask"] is not None:
+        loaded["mask"] = loaded["mask"].clone()
+        loaded["mask"][list(classes)] = 0
+    return loaded
+
+
 def gather_conditions(meta: GeneratorMeta, *, masks_dir: str | None = None, split: str | None = None,
-                      data: DataConfig | None = None, captions_file: str | None = None,
+                      data: DataConfig | None = None, volume: str | None = None, captions_file: str | None = None,
                       reference_dir: str | None = None, healthy_references: bool = False,
-                      limit: int = 0) -> list[SampleCondition]:
-    """The conditions of ``split`` of ``data``, else of ``masks_dir``, else of ``captions_file`` alone, captioned
-    by ``captions_file``, paired with the references of ``reference_dir`` (or, for a split, healthy slices);
-    the first ``limit`` of them (0: all)."""
+                      drop_classes: Sequence[int] = (), limit: int = 0) -> list[SampleCondition]:
+    """The conditions of ``split`` of ``data``, else of the case ``volume`` of ``data`` (its slices with a
+    mask, any split), else of ``masks_dir``, else of ``captions_file`` alone, captioned by ``captions_file``,
+    paired with the references of ``reference_dir`` (or, from ``data``, healthy slices), the classes
+    ``drop_classes`` (indices) emptied; the first ``limit`` of them (0: all)."""
     captions: dict[str, str] = {}
     if captions_file:
         with open(captions_file, newline="") as fh:
             captions = {row["name"]: row["caption"] for row in csv.DictReader(fh)}
     if split:
         conditions = dataset_conditions(meta, data, split, healthy_references)
+    elif volume:
+        conditions = dataset_conditions(meta, dataclasses.replace(data, slices="tumour"), "all", healthy_references,
+                                        subject=volume)
     elif masks_dir:
         conditions = [SampleCondition(name, str(path), "", functools.partial(_read_mask, meta, path))
                       for name, path in condition_files(masks_dir).items()]
@@ -130,6 +152,8 @@ def gather_conditions(meta: GeneratorMeta, *, masks_dir: str | None = None, spli
     references = condition_files(reference_dir) if reference_dir else None
     for condition in conditions:
         condition.caption = captions.get(condition.name, condition.caption)
+        if drop_classes:
+            condition.load = functools.partial(_without, condition.load, tuple(drop_classes))
         if references is not None:
             if condition.name not in references:
                 raise ConditionSetError(f"{reference_dir}: no reference named {condition.name} (.npy or image)")

@@ -2,7 +2,8 @@
 
 Draw k of condition NAME uses ``sample_seed(run seed, NAME, k)``: the same pixels whatever the batch
 size or the other conditions. ``write_images`` stores a sample as PNGs (and NIfTI for a slice of NIfTI
-volumes, ``meddtfm.data.nifti_out``).
+volumes, ``meddtfm.data.nifti_out``); ``write_case`` puts the samples of one case's slices back into its
+whole stack of volumes.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..data.nifti_out import write_sample
+from ..data.nifti_out import write_sample, write_volume
 from ..flow.sampling import sample_seed
 from ..viz import to_rgb
 from .conditions import SampleCondition
@@ -82,9 +83,9 @@ def run_batch(synth: Synthesizer, jobs: Sequence[SampleJob], edit: ReferenceEdit
 
 
 def write_images(image: Tensor, mask: Tensor | None, meta: GeneratorMeta, condition: SampleCondition, out: Path,
-                 name: str) -> list[Path]:
-    """``out/images/name.png`` (RGB) or ``name_<channel>.png`` per channel in grey, and the NIfTI files of a
-    slice of a NIfTI volume under ``out/nifti``; returns the paths written."""
+                 name: str, nifti: bool = True) -> list[Path]:
+    """``out/images/name.png`` (RGB) or ``name_<channel>.png`` per channel in grey, and (``nifti``) the NIfTI
+    files of a slice of a NIfTI volume under ``out/nifti``; returns the paths written."""
     folder = out / "images"
     folder.mkdir(parents=True, exist_ok=True)
     channels = meta.channel_names
@@ -95,10 +96,22 @@ def write_images(image: Tensor, mask: Tensor | None, meta: GeneratorMeta, condit
     for path, pixels in tiles:
         Image.fromarray(pixels).save(path)
     files = [path for path, _ in tiles]
-    if condition.nifti is not None:
+    if nifti and condition.nifti is not None:
         files += write_sample(image, mask, condition.nifti[0], meta.channel_names, meta.class_names,
                               condition.nifti[1], out / "nifti", name)
     return files
 
 
-__all__ = ["BatchResult", "ReferenceEdit", "SampleJob", "run_batch", "sample_jobs", "write_images"]
+def write_case(samples: Sequence[tuple[SampleCondition, Tensor, Tensor | None]], meta: GeneratorMeta,
+               percentiles: Sequence[float], folder: Path, name: str) -> list[Path]:
+    """One case's whole stack (``data.nifti_out.write_volume``) with ``samples`` (condition, image ``C x R x R``,
+    the mask it was drawn for ``K x R x R`` or None), each a slice of that case's volumes, inserted."""
+    sources = {(c.nifti[0] if c.nifti else None, c.mask_file) for c, _, _ in samples}
+    if len(sources) != 1 or None in next(iter(sources)):
+        raise ValueError(f"{name}: the samples are not slices of one case's NIfTI volumes")
+    paths, mask_file = next(iter(sources))
+    slices = {c.nifti[1]: (image, mask) for c, image, mask in samples}
+    return write_volume(slices, paths, mask_file, meta.channel_names, meta.class_names, percentiles, folder, name)
+
+
+__all__ = ["BatchResult", "ReferenceEdit", "SampleJob", "run_batch", "sample_jobs", "write_case", "write_images"]
