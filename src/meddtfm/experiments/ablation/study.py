@@ -118,7 +118,7 @@ class Ablation:
         save_column(convergence, self.out / "convergence.png")
         save_column(bars, self.out / "bars.png")
         write_csv(self.out / "convergence.csv", [["dataset", "variant", "images_seen", "metric", "value"], *rows])
-        return Report(write_tables(self.out, blocks, self.preamble()), failed)
+        return Report(write_tables(self.out, blocks, self.preamble(failed)), failed)
 
     def score(self, plan: Plan, scratch: Path) -> tuple[Block, Curves, str]:
         """One dataset's block and convergence curves (variant -> (images seen, mean over seeds))."""
@@ -181,11 +181,13 @@ class Ablation:
             curves[name] = [(float(x), sum(v) / len(v)) for x, v in sorted(by_x.items())]
         return curves, ylabel
 
-    def preamble(self) -> list[str]:
-        """The paragraphs above the tables: what was run, the split discipline, how every run was scored."""
+    def preamble(self, failed: Sequence[Failure]) -> list[str]:
+        """The paragraphs above the tables: what was run (and failed), the split discipline, how runs were scored."""
         e, p = self.preset.evaluation, self.preset
         reference = reference_of(p, p.variants)
-        return [
+        failures = ["Failed in this invocation, so not in the tables: " + "; ".join(
+            f"{f.what} (exit status {f.returncode}, log `{f.log}`)" for f in failed) + "."] if failed else []
+        return [*failures,
             f"Preset `{self.name}`, datasets {', '.join(x.name for x in self.plans)}, training seeds "
             f"{', '.join(map(str, p.seeds))}; variants run by this invocation: {', '.join(self.selected)}. The tables "
             "hold every finished run found in the output folder. Written by `meddtfm reproduce ablation`.",
