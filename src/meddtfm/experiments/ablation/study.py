@@ -153,7 +153,8 @@ class Ablation:
         found = found_runs(plan.folder, [v.name for v in self.preset.variants])
         notes, budget = [], images_seen(plan.base)
         for name, runs in list(found.items()):
-            kept = [r for r in runs if scored_data(r.cfg, ["root"]) == scored_data(plan.base, ["root"])]  # data moved
+            # data.root may differ: the same data, moved
+            kept = [r for r in runs if scored_data(r.cfg, ["root"]) == scored_data(plan.base, ["root"])]
             if len(kept) < len(runs):
                 notes.append(f"left out: {len(runs) - len(kept)} run(s) of {name} trained on other data settings")
             if any(images_seen(r.cfg) != budget for r in kept):
@@ -187,10 +188,11 @@ class Ablation:
         reference = reference_of(p, p.variants)
         failures = ["Failed in this invocation, so not in the tables: " + "; ".join(
             f"{f.what} (exit status {f.returncode}, log `{f.log}`)" for f in failed) + "."] if failed else []
-        return [*failures,
+        return [
             f"Preset `{self.name}`, datasets {', '.join(x.name for x in self.plans)}, training seeds "
             f"{', '.join(map(str, p.seeds))}; variants run by this invocation: {', '.join(self.selected)}. The tables "
             "hold every finished run found in the output folder. Written by `meddtfm reproduce ablation`.",
+            *failures,
             "This study chooses the default recipe, so it is scored on the **validation split** only "
             f"({'first ' + str(e.limit) if e.limit else 'all'} samples; subjects disjoint from the training and test "
             "splits); the test split is never read: a recipe chosen on it could not be reported on it.",
