@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -49,14 +49,6 @@ class TrainingFailed(RuntimeError):
         super().__init__("training failed: " + "; ".join(f"{f.what} (exit status {f.returncode}, log {f.log})"
                                                            for f in failed))
         self.failed = list(failed)
-
-
-@dataclass
-class Outcome:
-    """``done``: run folder -> ``{"step", "seconds"}`` of each run that has final weights; ``failed``: the others."""
-
-    done: dict[Path, dict] = field(default_factory=dict)
-    failed: list[Failure] = field(default_factory=list)
 
 
 @dataclass
@@ -95,9 +87,9 @@ def _start(run: Run, what: str, env: dict[str, str]) -> _Child:
     return _Child(run, what, proc, fh)
 
 
-def _children(todo: Sequence[tuple[Run, str]], jobs: int, outcome: Outcome, bar: tqdm) -> None:
-    """Run ``todo`` as child processes, at most ``jobs`` at once, recording each result in ``outcome``."""
-    env, pending, running = child_env(jobs), list(todo), []
+def _children(todo: Sequence[tuple[Run, str]], jobs: int, bar: tqdm) -> list[Failure]:
+    """Run ``todo`` as child processes, at most ``jobs`` at once; the runs that did not finish."""
+    env, pending, running, failed = child_env(jobs), list(todo), [], []
     try:
         while pending or running:
             while pending and len(running) < jobs:
@@ -106,36 +98,32 @@ def _children(todo: Sequence[tuple[Run, str]], jobs: int, outcome: Outcome, bar:
             for child in [c for c in running if c.proc.poll() is not None]:
                 running.remove(child)
                 child.log.close()
-                done = finished(child.run.out)
-                if child.proc.returncode == 0 and done is not None:
-                    outcome.done[child.run.out] = done
-                else:
+                if child.proc.returncode != 0 or finished(child.run.out) is None:
                     failure = Failure(child.what, child.run.out / LOG, child.proc.returncode)
                     log.error("%s failed (exit status %d): see %s", failure.what, failure.returncode, failure.log)
-                    outcome.failed.append(failure)
+                    failed.append(failure)
                 bar.update(1)
     finally:
         for child in running:  # interrupted: stop the children this call started
             child.proc.terminate()
             child.proc.wait()
             child.log.close()
+    return failed
 
 
-def train_all(runs: Sequence[tuple[Run, str]], jobs: int, trainers: Trainers, desc: str) -> Outcome:
-    """Train every ``(run, what)`` not finished yet, up to ``jobs`` at once; finished ones are reused."""
-    outcome, todo = Outcome(), []
+def train_all(runs: Sequence[tuple[Run, str]], jobs: int, trainers: Trainers, desc: str) -> list[Failure]:
+    """Train every ``(run, what)`` not finished yet, up to ``jobs`` at once; the runs that failed (only with
+    ``jobs`` > 1: in this process an error stops the study)."""
+    todo = []
     for run, what in runs:
-        done = finished(run.out)
-        if done is not None:
+        if finished(run.out) is not None:
             log.info("%s: reusing %s", what, run.out / "final.safetensors")
-            outcome.done[run.out] = done
         else:
             todo.append((run, what))
     with tqdm(total=len(runs), initial=len(runs) - len(todo), desc=desc, unit="run", dynamic_ncols=True) as bar:
         if jobs > 1:
-            _children(todo, jobs, outcome, bar)
-        else:
-            for run, what in todo:
-                outcome.done[run.out] = train_unless_finished(run, what, trainers)
-                bar.update(1)
-    return outcome
+            return _children(todo, jobs, bar)
+        for run, what in todo:
+            train_unless_finished(run, what, trainers)
+            bar.update(1)
+    return []

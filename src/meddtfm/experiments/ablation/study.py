@@ -93,7 +93,7 @@ class Ablation:
         save_config(self.preset, self.out / "preset.yaml")
         stage1 = [(r, f"{p.name}: {r.out.name} (pretrain-encoder --model {r.model})")
                   for p in self.plans for r in p.segmenters.runs()]
-        failed = train_all(stage1, self.jobs, trainers, "segmenters").failed
+        failed = train_all(stage1, self.jobs, trainers, "segmenters")
         if failed:
             raise TrainingFailed(failed)
         for plan in self.plans:
@@ -101,7 +101,7 @@ class Ablation:
                 if v.name in self.selected:
                     save_variant(plan.folder, v)
         stage2 = [(r, f"{p.name}: {v} seed {k}") for p in self.plans for (v, k), r in p.runs.items()]
-        failed = train_all(stage2, self.jobs, trainers, "variants").failed
+        failed = train_all(stage2, self.jobs, trainers, "variants")
         blocks, convergence, bars, rows = [], [], [], []
         with tempfile.TemporaryDirectory(prefix="meddtfm-ablation-") as tmp:
             for plan in self.plans:
