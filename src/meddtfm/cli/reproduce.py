@@ -1,9 +1,10 @@
-"""``meddtfm reproduce table1``: the options of the Table 1 study (``meddtfm.experiments.table1``)."""
+"""``meddtfm reproduce table1 | ablation``: the options of the studies in ``meddtfm.experiments``."""
 from __future__ import annotations
 
 import click
 
 from ..config import ConfigError
+from ..experiments.ablation.preset import preset_names as ablation_presets
 from ..experiments.runs import Trainers
 from ..experiments.table1.preset import preset_names
 from .train import run_pretraining, run_training
@@ -44,3 +45,54 @@ def table1(preset: str, out: str, datasets: str | None, overrides: tuple[str, ..
     except ConfigError as err:
         raise click.UsageError(str(err)) from err
     click.echo(study.run(Trainers(pretrain=run_pretraining, generator=run_training)))
+
+
+@reproduce.command("ablation")
+@click.option("--preset", required=True, help=f"Preset: {' | '.join(ablation_presets())} (shipped in "
+              "meddtfm/experiments/ablation/presets/; the header of each says how long it runs), or a YAML file.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder; finished runs in it are reused, and its tables show every finished run in it.")
+@click.option("--datasets", default=None, help="Comma-separated subset of the preset's datasets.")
+@click.option("--only", default=None, metavar="NAME,NAME",
+              help="Train only these variants (several invocations may cover the list; the tables show all).")
+@click.option("--variants", "variants_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A YAML list of variants that replaces the preset's: - {name: x, description: ..., "
+                   "overrides: [flow.adv_weight=0]}.")
+@click.option("--set", "overrides", multiple=True, metavar="[DATASET:]KEY.PATH=VALUE",
+              help="Override a config value of every run (of one dataset with DATASET:), e.g. "
+                   "--set lgg:data.root=/data/kaggle_3m (repeatable).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Trainings at once, each a child process with cores/N threads and its log in RUN/train.log; "
+                   "1 trains in this process.")
+@click.option("--teacher", multiple=True, metavar="[DATASET=]FILE",
+              help="A pretrained U-KAN teacher (skips its stage).")
+@click.option("--segmenter", multiple=True, metavar="[DATASET=]FILE",
+              help="A pretrained evaluation U-Net, pretrain-encoder --model unet (skips its stage).")
+@click.option("--inception-weights", type=click.Path(dir_okay=False, exists=True),
+              help="pt_inception-2015-12-05-6726825d.pth: adds an FID column.")
+def ablation(preset: str, out: str, datasets: str | None, only: str | None, variants_file: str | None,
+             overrides: tuple[str, ...], jobs: int, teacher: tuple[str, ...], segmenter: tuple[str, ...],
+             inception_weights: str | None) -> None:
+    """Train Med-DT-FM variants at equal images seen over several training seeds, score them on the validation
+    split, write OUT/ablation.md, ablation.csv, convergence.png and bars.png.
+
+    The study chooses the default recipe, so it never reads the test split. A preset's relative data roots
+    are taken from the current directory (run from the repository root), or give them with
+    --set DATASET:data.root=/path.
+    """
+    from ..experiments.ablation.study import Ablation
+    from ..experiments.parallel import TrainingFailed
+
+    try:
+        study = Ablation.prepare(preset, out, datasets, only, variants_file, overrides, teacher, segmenter,
+                                 inception_weights, jobs)
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from err
+    try:
+        report = study.run(Trainers(pretrain=run_pretraining, generator=run_training))
+    except TrainingFailed as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(report.markdown)
+    if report.failed:
+        raise click.ClickException(f"{len(report.failed)} run(s) failed and are not in the tables: " + "; ".join(
+            f"{f.what} (log {f.log})" for f in report.failed))

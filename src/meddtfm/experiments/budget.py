@@ -44,3 +44,12 @@ def check_equal(name: str, cfgs: Iterable[Config], what: str = "the generators")
     budgets = {(images_seen(c), c.train.max_minutes) for c in cfgs}
     if len(budgets) != 1:
         raise ConfigError(f"{name}: {what}' budgets differ (images seen, max minutes): {sorted(budgets)}")
+
+
+def budget_statement(steps: int, batch: int, accumulation: int, max_minutes: float,
+                     who: str = "all four generators") -> str:
+    """The equal budget in words, from the resolved configs of the compared runs (``who``)."""
+    cap = f"a wall-clock cap of {max_minutes:g} min per run" if max_minutes > 0 else "no wall-clock cap"
+    return (f"Training budget, equal for {who}: {steps * batch * accumulation} images seen = "
+            f"{steps} steps x batch {batch} x {accumulation} accumulation, and {cap} (a run that hits the cap "
+            "stops early; the rows below say how far each got).")

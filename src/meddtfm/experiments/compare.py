@@ -7,6 +7,7 @@ generators for the same masks (Table 1's Fig. 2).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,20 +81,23 @@ class Comparison:
     pairs: int
 
 
-def compare(scorer: Scorer, weights: dict[str, Path], grid_dir: Path | None = None) -> Comparison:
-    """Every generator in ``weights`` (method -> weights file) over the same samples and seeds."""
+def compare(scorer: Scorer, weights: dict[str, Path], grid_dir: Path | None = None,
+            seeds: Mapping[str, Sequence[int]] | None = None) -> Comparison:
+    """Every generator in ``weights`` (method -> weights file) over the same samples, each with the sampling
+    seeds ``seeds[method]`` (default: the spec's)."""
     evaluation, loader = scorer.evaluation(grid_dir), scorer.loader(scorer.spec.limit)
     runs: dict[str, dict[str, dict[str, float]]] = {}
     for i, (method, path) in enumerate(weights.items()):
         generate, info = scorer.generator(path)
         runs[method] = {}
-        for j, seed in enumerate(scorer.spec.seeds):
+        method_seeds = scorer.spec.seeds if seeds is None else seeds[method]
+        for j, seed in enumerate(method_seeds):
             on_real = (lambda b: evaluation.add_real(b["image"], b["mask"], b["has_mask"])) if i == j == 0 else None
             batches = tqdm(generated_batches(loader, generate, seed, "noise", on_real, scorer.spec.average_of,
                                              bool(info.get("deterministic"))),
                            total=len(loader), desc=f"evaluate {method} seed {seed}", unit="batch", leave=False)
             runs[method][f"seed{seed}"] = evaluation.run(batches, f"{method}_seed{seed}")
-        if info.get("deterministic") and len(scorer.spec.seeds) > 1:
+        if info.get("deterministic") and len(method_seeds) > 1:
             evaluation.notes.append(f"{info['model']} maps a mask to one image: its std over seeds is 0")
     pairs = max((c["pairs"] for c in evaluation.counts.values()), default=0)
     return Comparison(runs, evaluation.reference(), evaluation.notes, len(loader.dataset), pairs)

@@ -1,8 +1,8 @@
 """Validation curves over a run's training checkpoints, for convergence plots.
 
 A kept training state's EMA generator becomes a weights file (``state_as_weights``) that ``compare.Scorer``
-loads like final weights; ``checkpoint_frd`` scores such files, ``logged_val_fm`` reads the validation
-``L_FM`` the training loop logged instead.
+loads like final weights; ``checkpoint_frd`` scores such files (``kept_states_frd``: those of run folders),
+``logged_val_fm`` reads the validation ``L_FM`` the training loop logged instead.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..checkpoint import CheckpointError, load_state, load_weights, save_weights
+from ..checkpoint import CheckpointError, list_states, load_state, load_weights, save_weights
 from ..evaluation.generation import generated_batches
 from .compare import Scorer
 
@@ -39,6 +39,19 @@ def checkpoint_frd(scorer: Scorer, runs: dict[str, Sequence[tuple[int, Path]]], 
             batches = generated_batches(loader, generate, scorer.spec.seeds[0], "noise", on_real)
             curves[name].append((step, evaluation.run(batches, f"{name}_{step}")["frd/mean"]))
     return curves
+
+
+def kept_states_frd(scorer: Scorer, runs: dict[str, Path], images: int, scratch: Path) -> dict[str, list]:
+    """``checkpoint_frd`` of the training states each run folder kept (label -> folder), in step order."""
+    points = {label: [state_as_weights(p, folder / "final.safetensors", scratch / f"states-{i}-{p.stem}.st")
+                      for p in list_states(folder / "checkpoints")]
+              for i, (label, folder) in enumerate(runs.items())}
+    return checkpoint_frd(scorer, points, images)
+
+
+def frd_label(version: str, images: int) -> str:
+    """The y-axis label of validation FRD curves on ``images`` images."""
+    return f"validation FRD {version} ({'log, ' if version == 'v1' else ''}{images} images)"
 
 
 def logged_val_fm(metrics_csv: Path) -> list[tuple[float, float]]:

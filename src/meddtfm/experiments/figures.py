@@ -1,4 +1,4 @@
-"""Figures of the studies, drawn with PIL only: labelled image grids (Table 1's Fig. 2) and line plots."""
+"""Figures of the studies, drawn with PIL only: labelled image grids (Table 1's Fig. 2), line plots, bar charts."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,8 @@ from ..files import atomic_write
 PAD = 2  # px between tiles
 LABEL_H = 16  # px of a text strip (column labels, dataset name)
 MIN_TILE = 128  # small images are enlarged (nearest neighbour) so that the labels fit
-COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
+COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]  # matplotlib's tab10
 
 
 def _save(image: Image.Image, path: Path) -> Path:
@@ -97,6 +98,46 @@ def line_plot(series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel:
             draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], fill=colour)
         draw.line([(right - 150, top + 12 + 16 * i), (right - 126, top + 12 + 16 * i)], fill=colour, width=3)
         draw.text((right - 120, top + 6 + 16 * i), name, fill="black", font=font)
+    return canvas
+
+
+def bar_chart(bars: dict[str, tuple[float, float | None]], ylabel: str, title: str,
+              size: tuple[int, int] = (720, 360)) -> Image.Image:
+    """One bar per label at its mean, with an error bar of ± its std (None: no bar); non-finite means left empty.
+
+    The y axis starts at 0 (or below the lowest bar when one is negative); colours follow ``line_plot``'s order.
+    """
+    finite = {k: (m, s or 0.0) for k, (m, s) in bars.items() if math.isfinite(m)}
+    lo = min([0.0, *(m - s for m, s in finite.values())])
+    hi = max([lo + 1e-9, *(m + s for m, s in finite.values())])
+    y0, y1 = lo - (0.05 * (hi - lo) if lo < 0 else 0.0), hi + 0.08 * (hi - lo)
+    w, h = size
+    left, right, top, bottom = 80, w - 20, 40, h - 40
+    canvas = Image.new("RGB", size, "white")
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
+
+    def py(y: float) -> float:
+        return bottom - (y - y0) / (y1 - y0) * (bottom - top)
+
+    draw.rectangle([left, top, right, bottom], outline="black")
+    for label in _ticks(y0, y1):
+        y = py(float(label))
+        draw.line([(left - 4, y), (left, y)], fill="black")
+        draw.text((4, y - 6), label, fill="black", font=font)
+    draw.text((left, 12), title, fill="black", font=font)
+    draw.text((4, top - 16), ylabel, fill="black", font=font)
+    slot = (right - left) / max(len(bars), 1)
+    for i, (name, (mean, std)) in enumerate(bars.items()):
+        x0, x1 = left + i * slot + 0.2 * slot, left + (i + 0.8) * slot
+        xc = (x0 + x1) / 2
+        draw.text((xc - 3 * len(name), bottom + 6), name, fill="black", font=font)
+        if not math.isfinite(mean):
+            continue
+        draw.rectangle([x0, min(py(mean), py(0.0)), x1, max(py(mean), py(0.0))], fill=COLOURS[i % len(COLOURS)])
+        if std:
+            draw.line([(xc, py(mean - std)), (xc, py(mean + std))], fill="black", width=2)
+            for y in (mean - std, mean + std):
+                draw.line([(xc - 6, py(y)), (xc + 6, py(y))], fill="black", width=2)
     return canvas
 
 

@@ -17,9 +17,11 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..config import ConfigError
+from ..config.errors import check_choice
 from .budget import Budget
 
 EXPERIMENTS = Path(__file__).resolve().parent
+SPLITS = ("val", "test")  # the splits a study may score on; never the training split
 
 
 @dataclass
@@ -37,17 +39,25 @@ class DatasetSpec:
 
 @dataclass
 class EvalSpec:
-    """How every method is scored: ``meddtfm evaluate`` mode B on the test split, noise-based synthesis."""
+    """How every method is scored: ``meddtfm evaluate`` mode B on one split, noise-based synthesis.
 
+    ``split`` is ``test`` for the reported tables, ``val`` for a study that chooses between recipes (an
+    ablation): what is tuned on the test split cannot be reported on it.
+    """
+
+    split: str = "test"  # val | test
     metrics: list[str] = field(default_factory=lambda: ["paired", "dice", "frd", "fid"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    limit: int = 0  # first N test samples (0: all)
+    limit: int = 0  # first N samples of the split (0: all)
     nfe: int = 8
     solver: str = "heun"
     cfg: float = 2.0  # guidance scale of the flows (mask and caption)
     batch_size: int = 16
     frd_version: str = "v1"
     average_of: int = 4  # K: SSIM / MS-SSIM / PSNR also of the pixel mean of K draws per mask (0: off)
+
+    def __post_init__(self) -> None:
+        check_choice("evaluation.split", self.split, SPLITS)
 
 
 @dataclass
@@ -83,6 +93,6 @@ def read_preset(study: str, name: str, schema: type[Preset]) -> tuple[Preset, Pa
         raise ConfigError(f"unknown preset {name!r}: choose one of {choices} or give a YAML file")
     try:
         preset = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(path)))
-    except (OmegaConfBaseException, yaml.YAMLError) as err:
+    except (OmegaConfBaseException, yaml.YAMLError, ConfigError) as err:
         raise ConfigError(f"invalid preset {path}: {err}") from err
     return preset, path  # type: ignore[return-value]

@@ -2,7 +2,7 @@
 
 A folder that already holds final weights or checkpoints must hold the same configuration
 (``check_reuse``, run for every run before any training); ``train_unless_finished`` then trains,
-resumes or reuses it and records its steps and seconds in ``train_result.json``.
+resumes or reuses it; the training loop records its steps and seconds in ``train_result.json``.
 """
 from __future__ import annotations
 
@@ -10,17 +10,14 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
 from ..checkpoint import list_states, load_weights
 from ..config import Config, ConfigError, save_config, to_dict
-from ..files import atomic_write_text
+from ..training.loop import RESULT_FILE, TrainResult
 from ..training.resume import config_changes
-
-if TYPE_CHECKING:
-    from ..training.loop import TrainResult
 
 log = logging.getLogger(__name__)
 SEGMENTERS = ("ukan", "unet")  # pretrain-encoder's models; every other run is a meddtfm train --model
@@ -65,20 +62,26 @@ def check_reuse(run: Run) -> None:
                               "use another --out, or delete that folder to retrain it")
 
 
+def finished(out: Path) -> dict | None:
+    """``{"step", "seconds"}`` of the run in ``out`` if its final weights exist (seconds None: not recorded)."""
+    if not (out / "final.safetensors").is_file():
+        return None
+    record = out / RESULT_FILE
+    if record.is_file():
+        return json.loads(record.read_text())
+    return {"step": int(load_weights(out / "final.safetensors")[1].get("step", 0)), "seconds": None}
+
+
 def train_unless_finished(run: Run, what: str, trainers: Trainers) -> dict:
     """Train (or resume) ``run`` unless its final weights exist; ``{"step", "seconds"}`` (None: not recorded)."""
-    record = run.out / "train_result.json"
-    if (run.out / "final.safetensors").is_file():
+    done = finished(run.out)
+    if done is not None:
         log.info("%s: reusing %s", what, run.out / "final.safetensors")
-        if record.is_file():
-            return json.loads(record.read_text())
-        return {"step": int(load_weights(run.out / "final.safetensors")[1].get("step", 0)), "seconds": None}
+        return done
     log.info("%s: training into %s (%d steps)", what, run.out, run.cfg.train.steps)
     save_config(run.cfg, run.out / "config.yaml")
     if run.model in SEGMENTERS:
         result, _ = trainers.pretrain(run.cfg, run.out)
     else:
         result, _ = trainers.generator(run.cfg, run.out, run.model)
-    done = {"step": result.step, "seconds": result.seconds}
-    atomic_write_text(record, json.dumps(done) + "\n")
-    return done
+    return {"step": result.step, "seconds": result.seconds}

@@ -8,6 +8,7 @@ generator) over the same micro-batches; a segmenter or a flow without adversary 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -26,12 +27,14 @@ from tqdm import tqdm
 from ..checkpoint import list_states, load_state, save_state, save_weights
 from ..config import Config, TrainConfig, to_dict
 from ..data.base import MedicalDataset, loader_workers, usable_cpus
+from ..files import atomic_write_text
 from .distributed import DistEnv, ShardedSampler, any_rank, batches_per_epoch, mean_across_ranks, to_device
 from .logs import MetricLogger
 from .resume import check_resume
 
 log = logging.getLogger(__name__)
 Nets = dict[str, nn.Module]
+RESULT_FILE = "train_result.json"  # in OUT: {"step", "seconds"} of TrainResult, written with final.safetensors
 LossFn = Callable[[Nets, dict, int], tuple[Tensor, dict[str, float]]]
 
 
@@ -280,6 +283,7 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
     if env.is_main:
         final = ema.module if ema is not None else task.nets[next(iter(task.nets))]
         save_weights(final.state_dict(), out / "final.safetensors", {**task.export_config(), "step": step})
+        atomic_write_text(out / RESULT_FILE, json.dumps({"step": step, "seconds": step_seconds}) + "\n")
     logger.close()
     return TrainResult(step=step, seconds=step_seconds, last=logs, best=best)
 

@@ -14,6 +14,6 @@ pix2pixHD, MedGAN, Ours (no DT) and Med-DT-FM (``meddtfm train``) with one budge
 | ``DATASET/eval/METHOD/`` | ``metrics.json`` / ``metrics.md`` of each method, as ``meddtfm evaluate`` writes them |
 
 A run folder with ``final.safetensors`` is reused, one with checkpoints resumes; either must hold the same
-configuration, else the study stops before training. Modules: ``methods`` (rows and columns), ``preset``,
+configuration, else the study stops before training. Modules: ``methods`` (rows, Fig. 2), ``preset``,
 ``plan`` (runs and checks), ``score``, ``tables`` (the files), ``study`` (the stages, in order).
 """

@@ -1,18 +1,18 @@
 """Table 1's runs on one dataset, resolved and checked before any training.
 
-Per dataset: the U-KAN teacher and the evaluation U-Net (``pretrain-encoder``), unless given as files,
-then the four generators of ``METHODS`` with one budget (``experiments.budget``). The configs merge, in
-order: the dataset's config, the preset's ``common``, the dataset's overrides and root, the stage's
-overrides, then the user's ``--set``.
+Per dataset: the U-KAN teacher and the evaluation U-Net (``stages.segmenter_stages``), unless given as
+files, then the four generators of ``METHODS`` with one budget (``experiments.budget``); the order in
+which configs merge is ``experiments.stages``'s, with each method's overrides and switch as the run's own.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from ...config import Config, ConfigError, load_config
-from ..budget import check_equal, sets_steps
+from ...config import ConfigError
+from ..budget import check_equal
 from ..runs import Run
+from ..stages import Dataset, check_data, segmenter_stages
 from .methods import METHODS
 from .preset import Preset
 
@@ -35,42 +35,20 @@ class Plan:
 def plan_dataset(preset: Preset, name: str, user: list[str], seed: int | None, out: Path, teacher: Path | None,
                  segmenter: Path | None, need_segmenter: bool) -> Plan:
     """The resolved configs of one dataset's runs; the generators' steps come from the budget."""
-    spec = preset.datasets[name]
-    base = [*preset.common, *spec.data_overrides()]
-
-    def config(extra: list[str]) -> Config:
-        return load_config(spec.config, [*base, *extra, *user], seed)
-
-    folder = out / name
-    teacher_run = None if teacher else Run(config(preset.teacher + ["encoder.model=ukan"]), folder / "teacher", "ukan")
-    seg_run = (None if segmenter or not need_segmenter else
-               Run(config(preset.segmenter + ["encoder.model=unet"]), folder / "segmenter", "unet"))
-    teacher_file = teacher or folder / "teacher" / "best.safetensors"
-    budget, user_steps = preset.budget, sets_steps(user)
-    methods = {}
-    for m in METHODS:
-        cfg = config([*preset.methods.get(m.key, []), *budget.overrides(), *m.switch])
-        steps = cfg.train.steps if user_steps else budget.steps(cfg)
-        needs_teacher = m.model == "meddtfm" and (cfg.flow.distills or cfg.flow.uses_reference)
-        encoder = dataclasses.replace(cfg.encoder, checkpoint=str(teacher_file) if needs_teacher else None)
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps), encoder=encoder)
-        methods[m.key] = Run(cfg, folder / m.key, m.model)
-    _check(name, methods)
-    return Plan(name, teacher_file, segmenter or folder / "segmenter" / "best.safetensors", teacher_run, seg_run,
-                methods)
+    dataset = Dataset(preset, name, user, out / name)
+    stages = segmenter_stages(dataset, seed, teacher, segmenter, need_segmenter)
+    methods = {m.key: dataset.generator([*preset.methods.get(m.key, []), *m.switch], seed, stages.teacher_file,
+                                        dataset.folder / m.key, m.model)
+               for m in METHODS}
+    _check(name, methods, preset.evaluation.split)
+    return Plan(name, stages.teacher_file, stages.segmenter_file, stages.teacher, stages.segmenter, methods)
 
 
-def _check(name: str, methods: dict[str, Run]) -> None:
+def _check(name: str, methods: dict[str, Run], split: str) -> None:
     """Equal budgets, the no-DT switch, and readable data, before any training."""
     check_equal(name, (r.cfg for r in methods.values()))
     nodt, ours = methods["nodt"].cfg, methods["meddtfm"].cfg
     if nodt.flow.distills or nodt.flow.uses_reference or nodt.encoder.checkpoint or not ours.flow.distills:
         raise ConfigError(f"{name}: Med-DT-FM needs flow.dt_weights > 0, and Ours (no DT) no teacher at all "
                           "(flow.dt_weights all 0 and flow.reference=false)")
-    data = ours.data
-    if data.name != "phantoms" and not (data.root and Path(data.root).is_dir()):
-        raise ConfigError(f"{name}: data.root={data.root} is not a folder; point it at the download with "
-                          f"--set {name}:data.root=/path (a preset's relative root is taken from the current "
-                          f"directory, {Path.cwd()})")
-    if data.test_fraction <= 0:
-        raise ConfigError(f"{name}: Table 1 is scored on the test split; set data.test_fraction > 0")
+    check_data(name, ours, split, "Table 1")

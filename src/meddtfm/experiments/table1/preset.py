@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from ...config import ConfigError
 from .. import presets
-from .methods import COLUMNS, METHODS
+from ..columns import METRIC_NAMES
+from .methods import METHODS
 
 STUDY = "table1"
 
@@ -32,10 +33,10 @@ def load_preset(name: str) -> Preset:
     """The shipped preset ``name``, or the YAML file ``name``; ``ConfigError`` names what is wrong."""
     preset, path = presets.read_preset(STUDY, name, Preset)
     unknown = set(preset.methods) - {m.key for m in METHODS}
-    bad_metrics = set(preset.evaluation.metrics) - {c[2] for c in COLUMNS}
+    bad_metrics = set(preset.evaluation.metrics) - METRIC_NAMES
     budget = min(preset.budget.images, preset.budget.batch_size)
     if unknown or bad_metrics or not preset.datasets or budget < 1 or not preset.evaluation.seeds:
         raise ConfigError(f"invalid preset {path}: needs datasets, a positive budget, seeds, methods among "
                           f"{[m.key for m in METHODS]} (got {sorted(unknown)}), metrics among "
-                          f"{sorted({c[2] for c in COLUMNS})} (got {sorted(bad_metrics)})")
+                          f"{sorted(METRIC_NAMES)} (got {sorted(bad_metrics)})")
     return preset

@@ -6,58 +6,33 @@ Every method is scored by the same ``compare.Scorer`` (``meddtfm evaluate``'s ma
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...checkpoint import list_states
-from ...evaluation.distribution import MissingDependencyError, require_frd
 from ...evaluation.report import summarize, write_report
-from ..budget import images_seen
+from ..budget import budget_statement, images_seen
+from ..columns import Metrics
 from ..compare import Scorer, compare, side_by_side
-from ..convergence import checkpoint_frd, logged_val_fm, state_as_weights
-from .methods import COLUMNS, FIG2_METHODS, METHODS
+from ..convergence import frd_label, kept_states_frd, logged_val_fm
+from .methods import FIG2_METHODS, METHODS
 from .plan import Plan
 from .preset import Preset
-from .tables import Block, Row, budget_statement
-
-
-@dataclass
-class Metrics:
-    """The metrics computed, why each other column is not, and the FID network's weights file."""
-
-    computed: tuple[str, ...]
-    missing: dict[str, str]
-    inception: str | None
-
-
-def choose_metrics(preset: Preset, inception: str | None) -> Metrics:
-    """The preset's metrics (plus FID when weights are given) that can run here, and why the others cannot."""
-    wanted = [*preset.evaluation.metrics, *(["fid"] if inception and "fid" not in preset.evaluation.metrics else [])]
-    missing = {c[2]: "off in this preset" for c in COLUMNS if c[2] not in wanted}
-    if "frd" in wanted:
-        try:
-            require_frd()
-        except MissingDependencyError:
-            missing["frd"] = "pip install -e '.[eval]'"
-    if "fid" in wanted and not inception:
-        missing["fid"] = "needs --inception-weights FILE"
-    return Metrics(tuple(m for m in wanted if m not in missing), missing, inception)
+from .tables import Block, Row
 
 
 def score(plan: Plan, preset: Preset, metrics: Metrics, out: Path, trained: dict[str, dict], scratch: Path,
           device: torch.device) -> tuple[Block, list[list[np.ndarray]]]:
     """Evaluate the four generators of one dataset; its table block and its Fig. 2 rows."""
-    cfg = plan.methods["meddtfm"].cfg
+    cfg, split = plan.methods["meddtfm"].cfg, preset.evaluation.split
     segmenter = str(plan.segmenter_file) if "dice" in metrics.computed else None
-    scorer = Scorer.on_split(cfg.data, "test", cfg.seed, spec=preset.evaluation, metrics=metrics.computed,
+    scorer = Scorer.on_split(cfg.data, split, cfg.seed, spec=preset.evaluation, metrics=metrics.computed,
                              device=device, workdir=scratch / plan.name, segmenter=segmenter,
                              inception=metrics.inception)
     weights = {k: r.out / "final.safetensors" for k, r in plan.methods.items()}
     result = compare(scorer, weights, grid_dir=out / plan.name / "eval")
-    settings = {"split": "test", "samples": result.samples, "metrics": list(metrics.computed),
+    settings = {"split": split, "samples": result.samples, "metrics": list(metrics.computed),
                 "evaluation": dataclasses.asdict(preset.evaluation), "segmenter": segmenter,
                 "inception_weights": metrics.inception}
     rows = []
@@ -68,13 +43,13 @@ def score(plan: Plan, preset: Preset, metrics: Metrics, out: Path, trained: dict
         rows.append(Row(m, summarize(result.runs[m.key]), t["step"], images_seen(c, t["step"]), t["seconds"]))
     d = scorer.dataset
     description = (f"{cfg.data.name}, {cfg.data.resolution} px, channels {', '.join(d.channel_names)}, classes "
-                   f"{', '.join(d.class_names)}; scored on {result.samples} test images, {result.pairs} of them "
+                   f"{', '.join(d.class_names)}; scored on {result.samples} {split} images, {result.pairs} of them "
                    "paired with the real image of their mask for SSIM, MS-SSIM and PSNR. "
                    + budget_statement(cfg.train.steps, cfg.data.batch_size, cfg.train.grad_accumulation,
                                       cfg.train.max_minutes))
     tiles = side_by_side(scorer, {k: weights[k] for k in FIG2_METHODS}, preset.fig2_rows, preset.evaluation.seeds[0])
     return Block(plan.name, description, rows, result.reference, metrics.missing, result.notes,
-                 preset.evaluation.average_of), tiles
+                 preset.evaluation.average_of, split), tiles
 
 
 def convergence(plan: Plan, preset: Preset, metrics: Metrics, scratch: Path,
@@ -89,11 +64,9 @@ def convergence(plan: Plan, preset: Preset, metrics: Metrics, scratch: Path,
         cfg = flows["Med-DT-FM"].cfg
         val = Scorer.on_split(cfg.data, "val", cfg.seed, spec=preset.evaluation, metrics=("frd",), device=device,
                               workdir=scratch / f"{plan.name}-val")
-        points = {label: [state_as_weights(p, run.out / "final.safetensors", scratch / f"{run.out.name}-{p.stem}.st")
-                          for p in list_states(run.out / "checkpoints")] for label, run in flows.items()}
-        v = preset.evaluation.frd_version
-        ylabel = f"validation FRD {v} ({'log, ' if v == 'v1' else ''}{min(n, len(val.dataset))} images)"
-        return checkpoint_frd(val, points, n), ylabel, ""
+        folders = {label: run.out for label, run in flows.items()}
+        ylabel = frd_label(preset.evaluation.frd_version, min(n, len(val.dataset)))
+        return kept_states_frd(val, folders, n, scratch), ylabel, ""
     why = metrics.missing.get("frd") or "per-checkpoint FRD off in this preset"
     curves = {label: logged_val_fm(run.out / "metrics.csv") for label, run in flows.items()}
     return curves, "validation L_FM (fixed noise and t)", f"FRD n/a: {why}"

@@ -16,13 +16,14 @@ import torch
 
 from ...config import save_config
 from ...training.distributed import pick_device
+from ..columns import Metrics, choose_metrics
 from ..figures import labelled_grid, line_plot, save_column
 from ..runs import Run, Trainers, check_reuse, train_unless_finished
 from ..scope import pick_datasets, scoped_files, scoped_overrides
 from .methods import FIG2_COLUMNS, METHODS
 from .plan import Plan, plan_dataset
 from .preset import Preset, load_preset
-from .score import Metrics, choose_metrics, convergence, score
+from .score import convergence, score
 from .tables import write_csv, write_tables
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class Table1:
         preset = load_preset(name)
         names = pick_datasets(name, list(preset.datasets), datasets)
         preset.datasets = {n: preset.datasets[n] for n in names}
-        metrics = choose_metrics(preset, inception)
+        metrics = choose_metrics(preset.evaluation, inception)
         out_dir = Path(out).resolve()
         user, teacher_files = scoped_overrides(overrides, names), scoped_files(teachers, names, "--teacher")
         segmenter_files = scoped_files(segmenters, names, "--segmenter")
@@ -102,7 +103,7 @@ class Table1:
         return [
             f"Preset `{self.name}`, datasets {', '.join(p.name for p in self.plans)}, seed {seed}, device {device}. "
             "Written by `meddtfm reproduce table1`.",
-            "Scoring, identical for every method: noise-based synthesis for the masks of the test split "
+            f"Scoring, identical for every method: noise-based synthesis for the masks of the {e.split} split "
             f"({'first ' + str(e.limit) if e.limit else 'all'} samples), sampling seeds {', '.join(map(str, e.seeds))} "
             f"(mean ± std over seeds); the flows integrate with {e.solver}, NFE {e.nfe}, guidance {e.cfg:g}. SSIM, "
             "MS-SSIM and PSNR against the real image of each mask, of one draw and (avg-K) of the pixel mean of "
@@ -110,5 +111,5 @@ class Table1:
             "(lesion-present classes) of the independent MONAI U-Net (trained on the real training split, never the "
             "U-KAN teacher) on the synthetic images against their masks; FRD "
             f"{e.frd_version} (frd-score, v1 = log Fréchet radiomics distance) and FID (FID InceptionV3) against the "
-            "real test images. ↓ lower is better, ↑ higher is better; n/a says why a metric was not computed.",
+            f"real {e.split} images. ↓ lower is better, ↑ higher is better; n/a says why a metric was not computed.",
         ]

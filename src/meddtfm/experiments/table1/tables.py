@@ -1,15 +1,15 @@
 """Table 1's files: ``table1.md`` (one block per dataset, rows as in the paper) and ``table1.csv``."""
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...evaluation.report import format_number
-from ...files import atomic_write, atomic_write_text
-from .methods import Method, resolved_columns
+from ...files import atomic_write_text
+from ..columns import cell, resolved_columns, write_csv
+from .methods import Method
 
 
 @dataclass
@@ -30,20 +30,11 @@ class Block:
     dataset: str
     description: str
     rows: list[Row]
-    reference: dict[str, float]  # the evaluation U-Net on the real test images
+    reference: dict[str, float]  # the evaluation U-Net on the real images of the split
     missing: dict[str, str]  # metric of runner.METRICS -> why it was not computed
     notes: list[str]
     average_of: int = 0  # K of the avg-K columns
-
-
-def _cell(summary: dict[str, dict[str, Any]], key: str, why: str | None) -> tuple[str, str, str]:
-    """(markdown text, csv mean, csv std) of one metric."""
-    s = summary.get(key)
-    if s is None:
-        return f"n/a ({why or 'not computed: see the notes'})", "n/a", ""
-    std = s["std"]
-    text = format_number(s["mean"]) + (f" ± {format_number(std)}" if std is not None else "")
-    return text, repr(float(s["mean"])), "" if std is None else repr(float(std))
+    split: str = "test"  # the split scored
 
 
 def markdown_block(block: Block) -> str:
@@ -52,28 +43,18 @@ def markdown_block(block: Block) -> str:
     head = "| Method | " + " | ".join(f"{c[0]} {c[3]}" for c in columns) + " |"
     lines = [f"## {block.dataset}", "", block.description, "", head, "|---" * (len(columns) + 1) + "|"]
     for row in block.rows:
-        cells = [_cell(row.summary, key, block.missing.get(metric))[0] for _, key, metric, _ in columns]
+        cells = [cell(row.summary, key, block.missing.get(metric))[0] for _, key, metric, _ in columns]
         lines.append(f"| {row.method.label} | " + " | ".join(cells) + " |")
     if "dice_present/mean" in block.reference:
         ceiling = format_number(block.reference["dice_present/mean"])
-        lines += ["", f"Dice (lesion-present classes) of the same U-Net on the real test images (the ceiling): "
-                      f"{ceiling}."]
+        lines += ["", f"Dice (lesion-present classes) of the same U-Net on the real {block.split} images (the "
+                      f"ceiling): {ceiling}."]
     trained = "; ".join(f"{r.method.label} {r.steps} steps = {r.images} images"
                         + (f" in {r.seconds:.1f} s" if r.seconds is not None else "") for r in block.rows)
     lines += ["", f"Trained: {trained}."]
     if block.notes:
         lines += ["", "Notes:", *(f"- {n}" for n in block.notes)]
     return "\n".join(lines)
-
-
-def write_csv(path: Path, rows: Sequence[Sequence[Any]]) -> Path:
-    """Write ``rows`` (the header first) to ``path`` as CSV (UTF-8), atomically."""
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerows(rows)
-
-    return atomic_write(path, write)
 
 
 def write_tables(out: Path, blocks: Sequence[Block], preamble: Sequence[str]) -> str:
@@ -86,17 +67,10 @@ def write_tables(out: Path, blocks: Sequence[Block], preamble: Sequence[str]) ->
     for block in blocks:
         for row in block.rows:
             values = [v for _, key, metric, _ in resolved_columns(block.average_of)
-                      for v in _cell(row.summary, key, block.missing.get(metric))[1:]]
+                      for v in cell(row.summary, key, block.missing.get(metric))[1:]]
             seconds = "" if row.seconds is None else f"{row.seconds:.1f}"
             rows.append([block.dataset, row.method.label, *values, row.steps, row.images, seconds])
     atomic_write_text(out / "table1.md", markdown)
     write_csv(out / "table1.csv", [header, *rows])
     return markdown
 
-
-def budget_statement(steps: int, batch: int, accumulation: int, max_minutes: float) -> str:
-    """The equal budget in words, from the resolved configs of the four generators."""
-    cap = f"a wall-clock cap of {max_minutes:g} min per run" if max_minutes > 0 else "no wall-clock cap"
-    return (f"Training budget, equal for all four generators: {steps * batch * accumulation} images seen = "
-            f"{steps} steps x batch {batch} x {accumulation} accumulation, and {cap} (a run that hits the cap "
-            "stops early; the rows below say how far each got).")

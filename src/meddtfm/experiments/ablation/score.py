@@ -1,0 +1,124 @@
+"""The ablation's scoring of one dataset: every finished run found in ``OUT/DATASET``, on the validation split.
+
+A run is found by its files: ``DATASET/VARIANT/variant.yaml`` and ``DATASET/VARIANT/seedK/final.safetensors``,
+so the tables hold the runs of earlier invocations (other ``--only`` groups) too. Every run is scored by
+the same ``compare.Scorer`` as Table 1, with sampling seed K; its numbers go to
+``DATASET/eval/VARIANT/seedK/metrics.json`` (its convergence points to ``convergence.json`` beside it) and
+are reused while the weights, the segmenter and the scoring settings are those recorded there.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ...checkpoint import list_states
+from ...config import Config, load_config, save_config
+from ...evaluation.report import write_report
+from ...files import atomic_write_text
+from ..compare import Scorer, compare
+from ..convergence import kept_states_frd
+from ..runs import finished
+from .preset import Variant
+
+VARIANT_FILE = "variant.yaml"
+
+
+@dataclass
+class Found:
+    """A finished run of a variant: its training seed, folder, config and ``{"step", "seconds"}``."""
+
+    variant: Variant
+    seed: int
+    folder: Path
+    cfg: Config
+    record: dict
+
+    @property
+    def key(self) -> str:
+        return f"{self.variant.name}/seed{self.seed}"
+
+
+@dataclass
+class Scores:
+    """Each run's metrics (by ``Found.key``), the segmenter on the real images, notes, samples and pairs scored."""
+
+    runs: dict[str, dict[str, float]]
+    reference: dict[str, float]
+    notes: list[str]
+    samples: int
+    pairs: int
+
+
+def save_variant(folder: Path, variant: Variant) -> None:
+    """Record ``variant`` in ``folder/NAME/variant.yaml``, which makes its runs findable."""
+    save_config(variant, folder / variant.name / VARIANT_FILE)
+
+
+def found_runs(folder: Path, order: Sequence[str]) -> dict[str, list[Found]]:
+    """Variant name -> its finished runs in ``folder`` by seed: the variants of ``order`` first, then the others."""
+    found: dict[str, list[Found]] = {}
+    for spec in sorted(folder.glob(f"*/{VARIANT_FILE}")):
+        variant = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Variant), OmegaConf.load(spec)))
+        runs = []
+        for seed_dir in spec.parent.glob("seed*"):
+            record = finished(seed_dir)
+            if record is not None and seed_dir.name[4:].isdigit():
+                runs.append(Found(variant, int(seed_dir.name[4:]), seed_dir, load_config(seed_dir / "config.yaml"),
+                                  record))
+        if runs:
+            found[variant.name] = sorted(runs, key=lambda r: r.seed)  # type: ignore[union-attr]
+    first = [n for n in order if n in found]
+    return {n: found[n] for n in [*first, *sorted(set(found) - set(first))]}
+
+
+def _stamp(path: Path | None) -> list | None:
+    """A file's path and modification time, which change when it is rewritten."""
+    return None if path is None else [str(path), path.stat().st_mtime_ns]
+
+
+def _cached(path: Path, key: dict) -> dict | None:
+    """The JSON document at ``path`` if it was written for ``key``."""
+    if not path.is_file():
+        return None
+    doc = json.loads(path.read_text())
+    return doc if doc.get("settings", {}).get("key") == json.loads(json.dumps(key)) else None
+
+
+def score_runs(scorer: Scorer, runs: Sequence[Found], eval_dir: Path, segmenter: Path | None) -> Scores:
+    """The metrics of every run (cached or computed now, the uncached ones in one ``compare``)."""
+    keys = {r.key: {"evaluation": {**asdict(scorer.spec), "seeds": [r.seed]}, "metrics": list(scorer.metrics),
+                    "weights": _stamp(r.folder / "final.safetensors"), "segmenter": _stamp(segmenter),
+                    "inception": scorer.inception} for r in runs}
+    docs = {r.key: _cached(eval_dir / r.key / "metrics.json", keys[r.key]) for r in runs}
+    todo = [r for r in runs if docs[r.key] is None]
+    if todo:
+        result = compare(scorer, {r.key: r.folder / "final.safetensors" for r in todo},
+                         seeds={r.key: [r.seed] for r in todo})
+        for r in todo:
+            settings = {"key": keys[r.key], "samples": result.samples, "pairs": result.pairs}
+            write_report(eval_dir / r.key, result.runs[r.key], result.reference, result.notes, settings)
+            docs[r.key] = json.loads((eval_dir / r.key / "metrics.json").read_text())
+    notes = list(dict.fromkeys(n for d in docs.values() for n in d["notes"]))
+    first = next(iter(docs.values()))
+    metrics = {k: {name: float(v) for name, v in next(iter(d["runs"].values())).items()} for k, d in docs.items()}
+    return Scores(metrics, {k: float(v) for k, v in first["reference"].items()}, notes,
+                  first["settings"]["samples"], first["settings"]["pairs"])
+
+
+def frd_points(scorer: Scorer, runs: Sequence[Found], images: int, eval_dir: Path,
+               scratch: Path) -> dict[str, list[tuple[int, float]]]:
+    """Validation FRD at each training state a run kept: ``Found.key`` -> (step, FRD), cached per run."""
+    keys = {r.key: {"evaluation": asdict(scorer.spec), "images": images,
+                    "states": [_stamp(p) for p in list_states(r.folder / "checkpoints")]} for r in runs}
+    docs = {r.key: _cached(eval_dir / r.key / "convergence.json", keys[r.key]) for r in runs}
+    todo = [r for r in runs if docs[r.key] is None]
+    if todo:
+        curves = kept_states_frd(scorer, {r.key: r.folder for r in todo}, images, scratch)
+        for r in todo:
+            docs[r.key] = {"settings": {"key": keys[r.key]}, "points": curves[r.key]}
+            atomic_write_text(eval_dir / r.key / "convergence.json", json.dumps(docs[r.key]) + "\n")
+    return {k: [(int(s), float(v)) for s, v in d["points"]] for k, d in docs.items()}
