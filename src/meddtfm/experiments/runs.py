@@ -42,7 +42,7 @@ class Trainers:
 
 def _reached_its_steps(run: Run) -> bool:
     """Whether the folder's finished run trained all of ``run``'s steps (then its time cap never acted)."""
-    record = run.out / "train_result.json"
+    record = run.out / RESULT_FILE
     return record.is_file() and json.loads(record.read_text()).get("step") == run.cfg.train.steps
 
 
