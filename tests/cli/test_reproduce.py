@@ -105,6 +105,16 @@ def test_checkpoint_state_converts_to_the_final_weights(ci, tmp_path):
     assert all(torch.equal(got[k], want[k]) for k in want)
 
 
+def test_a_state_without_an_ema_converts_to_its_raw_generator(ci, tmp_path):
+    run = ci[0] / "phantoms" / "meddtfm"
+    state = torch.load(run / "checkpoints" / "step_0000008.pt", map_location="cpu", weights_only=True)
+    del state["ema"]
+    torch.save(state, tmp_path / "raw.pt")
+    _, path = state_as_weights(tmp_path / "raw.pt", run / "final.safetensors", tmp_path / "w.st")
+    got, raw = load_weights(path)[0], state["nets"]["generator"]
+    assert got.keys() == raw.keys() and all(torch.equal(got[k], raw[k]) for k in raw)
+
+
 def test_rerun_reuses_every_run_and_scores_the_same(ci):
     out, _ = ci
     before = {r: (out / "phantoms" / r / "final.safetensors").stat().st_mtime_ns for r in RUNS}

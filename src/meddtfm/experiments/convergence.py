@@ -16,11 +16,18 @@ from .compare import Scorer
 
 
 def state_as_weights(state_path: Path, final: Path, dest: Path) -> tuple[int, Path]:
-    """A training state's EMA generator as a weights file like ``final`` (same metadata): ``(step, dest)``."""
+    """A training state's generator as a weights file like ``final`` (same metadata): ``(step, dest)``.
+
+    The EMA generator, as ``final`` holds it; a run without an EMA (``flow.ema=false``, ``gan.ema=false``)
+    exports its raw generator, and so does this.
+    """
     state = load_state(state_path)
-    if "ema" not in state:
-        raise CheckpointError(f"{state_path}: holds no EMA weights")
-    module = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    if "ema" in state:
+        module = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    elif "generator" in state.get("nets", {}):
+        module = state["nets"]["generator"]
+    else:
+        raise CheckpointError(f"{state_path}: holds neither EMA weights nor a generator")
     _, meta = load_weights(final)
     step = int(state["step"])
     return step, save_weights(module, dest, {**meta, "step": step})
