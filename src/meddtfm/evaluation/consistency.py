@@ -73,6 +73,19 @@ def load_eval_segmenter(path: str | Path, num_channels: int, class_names: Sequen
     return net
 
 
+def predict_kept(segmenter: nn.Module, images: Tensor, masks: Tensor,
+                 has_mask: Tensor | None) -> tuple[Tensor, Tensor] | None:
+    """The segmenter's binary prediction ``(B', K, H, W)`` (sigmoid > 0.5, on its device) for the rows of
+    ``images`` (B, C, H, W) whose ``has_mask`` is set, and those rows' ``masks``; None when no row is kept."""
+    if has_mask is not None:
+        keep = has_mask.bool().cpu()
+        images, masks = images[keep], masks[keep]
+    if not len(images):
+        return None
+    device = next(segmenter.parameters()).device
+    return segmenter(images.float().to(device)).sigmoid() > 0.5, masks
+
+
 class MaskConsistency:
     """Accumulates per-class Dice and IoU of ``segmenter(images)`` against ``masks`` over batches."""
 
@@ -86,18 +99,15 @@ class MaskConsistency:
     @torch.no_grad()
     def update(self, images: Tensor, masks: Tensor, has_mask: Tensor | None = None) -> None:
         """``images`` (B, C, H, W) in [-1, 1], one-hot ``masks`` (B, K, H, W); ``has_mask`` False: skipped."""
-        if has_mask is not None:
-            keep = has_mask.bool().cpu()
-            images, masks = images[keep], masks[keep]
-        if not len(images):
+        kept = predict_kept(self.segmenter, images, masks, has_mask)
+        if kept is None:
             return
-        device = next(self.segmenter.parameters()).device
-        pred = (self.segmenter(images.float().to(device)).sigmoid() > 0.5).float()
-        target = (masks.to(device) > 0.5).float()
+        pred, masks = kept
+        pred, target = pred.float(), (masks.to(pred.device) > 0.5).float()
         self._dice(pred, target)
         self._iou(pred, target)
         self._present.append(target.flatten(2).any(-1).cpu())
-        self.count += len(images)
+        self.count += len(pred)
 
     def compute(self) -> dict[str, float]:
         """``dice/{class}``, ``iou/{class}``, ``dice_present/{class}``, ``iou_present/{class}`` and each ``/mean``.

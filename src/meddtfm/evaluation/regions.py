@@ -26,6 +26,8 @@ import torch
 from monai.metrics import compute_dice, compute_hausdorff_distance
 from torch import Tensor, nn
 
+from .consistency import predict_kept
+
 BRATS_CLASSES = ("NCR", "ED", "ET")
 REGIONS = {"wt": ("NCR", "ED", "ET"), "tc": ("NCR", "ET"), "et": ("ET",)}
 REGIONS_NOTE = ("BraTS regions (dice_wt, dice_tc, dice_et, hd95_*): WT = NCR+ED+ET, TC = NCR+ET, ET, of the "
@@ -83,17 +85,14 @@ class BraTSRegions:
     @torch.no_grad()
     def update(self, images: Tensor, masks: Tensor, has_mask: Tensor | None = None) -> None:
         """``images`` (B, C, H, W) in [-1, 1], one-hot ``masks`` (B, K, H, W); ``has_mask`` False: skipped."""
-        if has_mask is not None:
-            keep = has_mask.bool().cpu()
-            images, masks = images[keep], masks[keep]
-        if not len(images):
+        kept = predict_kept(self.segmenter, images, masks, has_mask)
+        if kept is None:
             return
-        device = next(self.segmenter.parameters()).device
-        pred = (self.segmenter(images.float().to(device)).sigmoid() > 0.5).cpu()
+        pred, masks = kept[0].cpu(), kept[1]
         dice, hd95 = region_scores(region_masks(pred, self.class_names), region_masks(masks.cpu(), self.class_names))
         self._dice.append(dice)
         self._hd95.append(hd95)
-        self.count += len(images)
+        self.count += len(pred)
 
     def compute(self) -> dict[str, float]:
         """``dice_{region}/mean``, ``hd95_{region}/mean`` and ``dice_{region}/images`` for WT, TC, ET (NaN means
