@@ -188,10 +188,20 @@ def test_convergence_frd_of_the_kept_checkpoints_is_cached(ci, tmp_path, monkeyp
     assert score.frd_points(scorer, found, 3, tmp_path / "eval", tmp_path) == points
 
 
+def test_seeds_trains_only_the_given_training_seeds(tmp_path):
+    result = _ablation("--preset", "ci", "--only", "paper", "--seeds", "1", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "phantoms" / "paper").glob("seed*")) == ["seed1"]
+    assert not (tmp_path / "phantoms" / "nodt").exists()
+    assert _rows(tmp_path)["paper"]["seeds"] == "1"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--only", "nosuch"], "--only: unknown variants ['nosuch']; choose from paper, nodt"),
     (["--set", "phantoms:train.nosuch=1"], "train.nosuch"),
     (["--jobs", "0"], "0 is not in the range x>=1"),
+    (["--seeds", "7"], "--seeds: [7] not among the preset's training seeds 0, 1"),
+    (["--seeds", "x"], "--seeds x: give comma-separated integers"),
     (["--preset", "nosuch"], "unknown preset 'nosuch': choose one of ci, cpu, gpu"),
 ])
 def test_bad_requests_are_named_before_any_work(tmp_path, args, message):

@@ -55,6 +55,9 @@ def table1(preset: str, out: str, datasets: str | None, overrides: tuple[str, ..
 @click.option("--datasets", default=None, help="Comma-separated subset of the preset's datasets.")
 @click.option("--only", default=None, metavar="NAME,NAME",
               help="Train only these variants (several invocations may cover the list; the tables show all).")
+@click.option("--seeds", default=None, metavar="K,K",
+              help="Train only these of the preset's training seeds, e.g. --seeds 0 to screen many variants on one "
+                   "seed before confirming the best on all (the tables show every finished run with its seeds).")
 @click.option("--variants", "variants_file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="A YAML list of variants that replaces the preset's: - {name: x, description: ..., "
                    "overrides: [flow.adv_weight=0]}.")
@@ -70,9 +73,9 @@ def table1(preset: str, out: str, datasets: str | None, overrides: tuple[str, ..
               help="A pretrained evaluation U-Net, pretrain-encoder --model unet (skips its stage).")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, exists=True),
               help="pt_inception-2015-12-05-6726825d.pth: adds an FID column.")
-def ablation(preset: str, out: str, datasets: str | None, only: str | None, variants_file: str | None,
-             overrides: tuple[str, ...], jobs: int, teacher: tuple[str, ...], segmenter: tuple[str, ...],
-             inception_weights: str | None) -> None:
+def ablation(preset: str, out: str, datasets: str | None, only: str | None, seeds: str | None,
+             variants_file: str | None, overrides: tuple[str, ...], jobs: int, teacher: tuple[str, ...],
+             segmenter: tuple[str, ...], inception_weights: str | None) -> None:
     """Train Med-DT-FM variants at equal images seen over several training seeds, score them on the validation
     split, write OUT/ablation.md, ablation.csv, convergence.png and bars.png.
 
@@ -85,7 +88,7 @@ def ablation(preset: str, out: str, datasets: str | None, only: str | None, vari
 
     try:
         study = Ablation.prepare(preset, out, datasets, only, variants_file, overrides, teacher, segmenter,
-                                 inception_weights, jobs)
+                                 inception_weights, jobs, seeds)
     except ConfigError as err:
         raise click.UsageError(str(err)) from err
     try:

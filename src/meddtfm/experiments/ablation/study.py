@@ -44,6 +44,21 @@ def pick_variants(variants: Sequence[Variant], only: str | None) -> list[str]:
     return names
 
 
+def pick_seeds(offered: Sequence[int], seeds: str | None) -> list[int]:
+    """The comma-separated ``seeds`` subset of the preset's training seeds (None: all of them)."""
+    if seeds is None:
+        return list(offered)
+    try:
+        picked = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError as err:
+        raise ConfigError(f"--seeds {seeds}: give comma-separated integers") from err
+    unknown = [s for s in picked if s not in offered]
+    if unknown or not picked:
+        raise ConfigError(f"--seeds: {unknown or seeds!r} not among the preset's training seeds "
+                          f"{', '.join(map(str, offered))}")
+    return picked
+
+
 @dataclass
 class Report:
     """What ``Ablation.run`` wrote (``ablation.md``'s text) and the variant runs that failed."""
@@ -67,11 +82,13 @@ class Ablation:
     @classmethod
     def prepare(cls, name: str, out: str | Path, datasets: str | None, only: str | None, variants: str | None,
                 overrides: Sequence[str], teachers: Sequence[str], segmenters: Sequence[str],
-                inception: str | None, jobs: int = 1) -> Ablation:
-        """Resolve and check the request (``--preset``, ``--only``, ``--variants``, ``--set``, ...), train nothing."""
+                inception: str | None, jobs: int = 1, seeds: str | None = None) -> Ablation:
+        """Resolve and check the request (``--preset``, ``--only``, ``--seeds``, ``--variants``, ``--set``, ...),
+        train nothing."""
         preset = load_preset(name)
         if variants is not None:
             preset.variants = read_variants(variants)
+        preset.seeds = pick_seeds(preset.seeds, seeds)
         if jobs < 1:
             raise ConfigError(f"--jobs {jobs}: give at least 1")
         names = pick_datasets(name, list(preset.datasets), datasets)
