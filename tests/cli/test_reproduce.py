@@ -125,6 +125,18 @@ def test_rerun_reuses_every_run_and_scores_the_same(ci):
     assert (out / "table1.csv").read_text() == table, "deterministic scoring of the same weights"
 
 
+def test_jobs_2_trains_each_run_in_a_child_to_the_same_weights_and_table(ci, tmp_path):
+    out, _ = ci
+    result = _table1("--preset", "ci", "--jobs", "2", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    for run in RUNS:
+        (got, _), (want, _) = (load_weights(x / "phantoms" / run / "final.safetensors") for x in (tmp_path, out))
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want), run
+        assert "100%" in (tmp_path / "phantoms" / run / "train.log").read_text(), "the child's progress bar"
+    timeless = [[{k: v for k, v in r.items() if "seconds" not in k} for r in _rows(x)] for x in (tmp_path, out)]
+    assert timeless[0] == timeless[1], "the same scores; only the training seconds differ"
+
+
 def test_rerun_with_other_settings_stops_before_training(ci):
     result = _table1("--preset", "ci", "--out", str(ci[0]), "--set", "train.lr=0.5")
     assert result.exit_code == 2 and "trained with other settings (train.lr)" in result.output
@@ -132,6 +144,7 @@ def test_rerun_with_other_settings_stops_before_training(ci):
 
 @pytest.mark.parametrize("args, message", [
     (["--preset", "nosuch"], "unknown preset 'nosuch': choose one of ci, cpu, paper"),
+    (["--preset", "ci", "--jobs", "0"], "0 is not in the range x>=1"),
     (["--preset", "ci", "--datasets", "lgg"], "unknown datasets ['lgg'] for preset ci: choose from phantoms"),
     (["--preset", "ci", "--set", "lgg:data.root=/x"], "dataset 'lgg' is not run"),
     (["--preset", "ci", "--set", "train.nosuch=1"], "train.nosuch"),

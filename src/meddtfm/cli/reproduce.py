@@ -31,20 +31,27 @@ def reproduce() -> None:
               help="A pretrained evaluation U-Net, pretrain-encoder --model unet (skips its stage).")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, exists=True),
               help="pt_inception-2015-12-05-6726825d.pth: adds FID (without it the FID column says n/a).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Trainings at once, each a child process with cores/N threads and its log in RUN/train.log; "
+                   "1 trains in this process.")
 def table1(preset: str, out: str, datasets: str | None, overrides: tuple[str, ...], seed: int | None,
-           teacher: tuple[str, ...], segmenter: tuple[str, ...], inception_weights: str | None) -> None:
+           teacher: tuple[str, ...], segmenter: tuple[str, ...], inception_weights: str | None, jobs: int) -> None:
     """Train pix2pixHD, MedGAN, Ours (no DT) and Med-DT-FM with equal budgets, score them, write OUT/table1.md.
 
     A preset's relative data roots are taken from the current directory (run from the repository root),
     or give them with --set DATASET:data.root=/path.
     """
+    from ..experiments.parallel import TrainingFailed
     from ..experiments.table1.study import Table1
 
     try:
-        study = Table1.prepare(preset, out, datasets, overrides, seed, teacher, segmenter, inception_weights)
+        study = Table1.prepare(preset, out, datasets, overrides, seed, teacher, segmenter, inception_weights, jobs)
     except ConfigError as err:
         raise click.UsageError(str(err)) from err
-    click.echo(study.run(Trainers(pretrain=run_pretraining, generator=run_training)))
+    try:
+        click.echo(study.run(Trainers(pretrain=run_pretraining, generator=run_training)))
+    except TrainingFailed as err:
+        raise click.ClickException(str(err)) from err
 
 
 @reproduce.command("ablation")

@@ -1,8 +1,9 @@
 """The Table 1 study from request to files: ``Table1.prepare`` checks everything, ``Table1.run`` does the work.
 
 ``prepare`` loads the preset, resolves every run's config and checks budgets, data and reusable run
-folders, raising ``ConfigError`` before anything is trained or written. ``run`` trains each stage
-(``runs.train_unless_finished``), scores each dataset and writes OUT's tables and figures.
+folders, raising ``ConfigError`` before anything is trained or written. ``run`` trains the segmenter
+stages, then the four methods (``parallel.train_all``: in this process, or ``--jobs N`` child processes,
+each a fresh interpreter), scores each dataset and writes OUT's tables and figures.
 """
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import torch
 
-from ...config import save_config
+from ...config import ConfigError, save_config
 from ...training.distributed import pick_device
 from ..columns import Metrics, choose_metrics
 from ..figures import labelled_grid, line_plot, save_column
-from ..runs import Run, Trainers, check_reuse, train_unless_finished
+from ..parallel import TrainingFailed, train_all
+from ..runs import Trainers, check_reuse, finished
 from ..scope import pick_datasets, scoped_files, scoped_overrides
 from .methods import FIG2_COLUMNS, METHODS
 from .plan import Plan, plan_dataset
@@ -38,12 +40,15 @@ class Table1:
     plans: list[Plan]
     metrics: Metrics
     out: Path
+    jobs: int = 1
 
     @classmethod
     def prepare(cls, name: str, out: str | Path, datasets: str | None, overrides: Sequence[str], seed: int | None,
-                teachers: Sequence[str], segmenters: Sequence[str], inception: str | None) -> Table1:
+                teachers: Sequence[str], segmenters: Sequence[str], inception: str | None, jobs: int = 1) -> Table1:
         """Resolve and check the request (``--preset``, ``--out``, ``--datasets``, ``--set``, ...), train nothing."""
         preset = load_preset(name)
+        if jobs < 1:
+            raise ConfigError(f"--jobs {jobs}: give at least 1")
         names = pick_datasets(name, list(preset.datasets), datasets)
         preset.datasets = {n: preset.datasets[n] for n in names}
         metrics = choose_metrics(preset.evaluation, inception)
@@ -54,39 +59,32 @@ class Table1:
                               "dice" in metrics.computed) for n in names]
         for run in (r for plan in plans for r in plan.runs()):
             check_reuse(run)
-        return cls(name, preset, plans, metrics, out_dir)
+        return cls(name, preset, plans, metrics, out_dir, jobs)
 
     def run(self, trainers: Trainers) -> str:
-        """All stages, dataset by dataset; then the tables and figures. Returns ``table1.md``."""
+        """Train the segmenters, then the four methods (``parallel.train_all``, ``jobs`` at a time); score each
+        dataset and draw its figures; write the tables. Returns ``table1.md``."""
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(self.preset, self.out / "preset.yaml")
+        segmenters = [(r, f"{p.name}: {what}") for p in self.plans for r, what in (
+            (p.teacher, "U-KAN teacher (pretrain-encoder)"),
+            (p.segmenter, "evaluation U-Net (pretrain-encoder --model unet)")) if r is not None]
+        generators = [(p.methods[m.key], f"{p.name}: {m.label} (train --model {m.model})")
+                      for p in self.plans for m in METHODS]
+        for stage, desc in ((segmenters, "segmenters"), (generators, "methods")):
+            failed = train_all(stage, self.jobs, trainers, desc)
+            if failed:
+                raise TrainingFailed(failed)
         blocks, groups, panels, curves_csv = [], {}, [], []
-        stages = sum(2 + len(METHODS) + (p.teacher is not None) + (p.segmenter is not None) for p in self.plans)
-        done = 0
-
-        def stage(what: str) -> str:
-            nonlocal done
-            done += 1
-            log.info("stage %d/%d: %s", done, stages, what)
-            return what
-
-        def train(run: Run, what: str) -> dict:
-            return train_unless_finished(run, stage(what), trainers)
-
         with tempfile.TemporaryDirectory(prefix="meddtfm-table1-") as tmp:
             for plan in self.plans:
-                if plan.teacher is not None:
-                    train(plan.teacher, f"{plan.name}: U-KAN teacher (pretrain-encoder)")
-                if plan.segmenter is not None:
-                    train(plan.segmenter, f"{plan.name}: evaluation U-Net (pretrain-encoder --model unet)")
-                trained = {m.key: train(plan.methods[m.key], f"{plan.name}: {m.label} (train --model {m.model})")
-                           for m in METHODS}
+                trained = {m.key: finished(plan.methods[m.key].out) for m in METHODS}
                 device = pick_device(plan.methods["meddtfm"].cfg.train.device)
-                stage(f"{plan.name}: evaluate the four methods and draw Fig. 2")
+                log.info("%s: evaluate the four methods and draw Fig. 2", plan.name)
                 block, tiles = score(plan, self.preset, self.metrics, self.out, trained, Path(tmp), device)
                 blocks.append(block)
                 groups[plan.name] = tiles
-                stage(f"{plan.name}: convergence of Med-DT-FM vs no DT")
+                log.info("%s: convergence of Med-DT-FM vs no DT", plan.name)
                 curves, ylabel, why = convergence(plan, self.preset, self.metrics, Path(tmp), device)
                 title = f"{plan.name}: {ylabel} vs training step" + (f" ({why})" if why else "")
                 panels.append(line_plot(curves, "training step", ylabel, title))
