@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from .augment import augment
 from .common import setup_logging
 from .data import data
 from .evaluate import evaluate
@@ -24,4 +25,5 @@ cli.add_command(pretrain_encoder)
 cli.add_command(train_command)
 cli.add_command(sample)
 cli.add_command(evaluate)
+cli.add_command(augment)
 cli.add_command(reproduce)

@@ -119,6 +119,10 @@ class MedicalDataset(Dataset, ABC):
     def decode(self, record: Record) -> Decoded:
         """Read one sample at native size; raise ``BadSampleError`` for anything unusable."""
 
+    def has_lesion_mask(self, record: Record) -> bool:
+        """Whether ``record`` comes with a lesion mask, without decoding it: by default, whether it has a mask file."""
+        return record.mask_path is not None
+
     def describe(self) -> dict:
         """Facts about this split's files for ``data inspect`` beyond the decoded samples (BraTS: native
         intensities, slices per class); empty by default."""

@@ -173,6 +173,10 @@ class PhantomDataset(MedicalDataset):
             for z in wanted
         ]
 
+    def has_lesion_mask(self, record: Record) -> bool:
+        """Every phantom is drawn with its mask (a healthy slice's is empty)."""
+        return True
+
     def _rng(self, subject: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.cfg.phantom_seed, subject, stream])
 
