@@ -23,7 +23,7 @@ from ..data.base import MedicalDataset
 from ..evaluation.consistency import load_eval_segmenter
 from ..evaluation.generation import generated_batches, load_generate
 from ..evaluation.inception import load_inception
-from ..evaluation.runner import Evaluation, Setup
+from ..evaluation.runner import Evaluation, Setup, needs_segmenter
 from ..viz import mask_to_rgb, to_rgb
 from .presets import EvalSpec
 
@@ -54,7 +54,7 @@ class Scorer:
         seg = (load_eval_segmenter(self.segmenter, d.num_channels, d.class_names, d.channel_names,
                                    data=dataclasses.asdict(d.cfg))
                .to(self.device)
-               if "dice" in self.metrics else None)
+               if needs_segmenter(self.metrics) else None)
         net = load_inception(self.inception).to(self.device) if "fid" in self.metrics else None
         return Evaluation(Setup(self.metrics, d.channel_names, d.class_names, self.workdir, seg, net,
                                 self.spec.frd_version, grid_dir=grid_dir))

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ...evaluation.report import summarize, write_report
+from ...evaluation.runner import needs_segmenter
 from ..budget import budget_statement, images_seen
 from ..columns import Metrics
 from ..compare import Scorer, compare, side_by_side
@@ -26,7 +27,7 @@ def score(plan: Plan, preset: Preset, metrics: Metrics, out: Path, trained: dict
           device: torch.device) -> tuple[Block, list[list[np.ndarray]]]:
     """Evaluate the four generators of one dataset; its table block and its Fig. 2 rows."""
     cfg, split = plan.methods["meddtfm"].cfg, preset.evaluation.split
-    segmenter = str(plan.segmenter_file) if "dice" in metrics.computed else None
+    segmenter = str(plan.segmenter_file) if needs_segmenter(metrics.computed) else None
     scorer = Scorer.on_split(cfg.data, split, cfg.seed, spec=preset.evaluation, metrics=metrics.computed,
                              device=device, workdir=scratch / plan.name, segmenter=segmenter,
                              inception=metrics.inception)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ...config import ConfigError, save_config
+from ...evaluation.runner import needs_segmenter
 from ...training.distributed import pick_device
 from ..columns import Metrics, choose_metrics
 from ..figures import labelled_grid, line_plot, save_column
@@ -56,7 +57,7 @@ class Table1:
         user, teacher_files = scoped_overrides(overrides, names), scoped_files(teachers, names, "--teacher")
         segmenter_files = scoped_files(segmenters, names, "--segmenter")
         plans = [plan_dataset(preset, n, user[n], seed, out_dir, teacher_files.get(n), segmenter_files.get(n),
-                              "dice" in metrics.computed) for n in names]
+                              needs_segmenter(metrics.computed)) for n in names]
         for run in (r for plan in plans for r in plan.runs()):
             check_reuse(run)
         return cls(name, preset, plans, metrics, out_dir, jobs)
