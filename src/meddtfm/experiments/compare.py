@@ -21,11 +21,18 @@ from ..config import DataConfig
 from ..data import build_dataset
 from ..data.base import MedicalDataset
 from ..evaluation.consistency import load_eval_segmenter
+from ..evaluation.distribution import RGB
 from ..evaluation.generation import generated_batches, load_generate
 from ..evaluation.inception import load_inception
 from ..evaluation.runner import Evaluation, Setup, needs_segmenter
 from ..viz import mask_to_rgb, to_rgb
 from .presets import EvalSpec
+
+
+def mri_sequences(channel_names: Sequence[str]) -> tuple[str, ...]:
+    """The channels of a multi-channel MRI image, each scored and shown on its own; none for 1 channel or RGB."""
+    names = tuple(channel_names)
+    return names if len(names) > 1 and names != RGB else ()
 
 
 @dataclass

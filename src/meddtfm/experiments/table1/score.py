@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...evaluation.regions import has_brats_classes
 from ...evaluation.report import summarize, write_report
 from ...evaluation.runner import needs_segmenter
 from ..budget import budget_statement, images_seen
 from ..columns import Metrics
-from ..compare import Scorer, compare, side_by_side
+from ..compare import Scorer, compare, mri_sequences, side_by_side
 from ..convergence import frd_label, kept_states_frd, logged_val_fm
 from .methods import FIG2_METHODS, METHODS
 from .plan import Plan
@@ -50,7 +51,8 @@ def score(plan: Plan, preset: Preset, metrics: Metrics, out: Path, trained: dict
                                       cfg.train.max_minutes))
     tiles = side_by_side(scorer, {k: weights[k] for k in FIG2_METHODS}, preset.fig2_rows, preset.evaluation.seeds[0])
     return Block(plan.name, description, rows, result.reference, metrics.missing, result.notes,
-                 preset.evaluation.average_of, split), tiles
+                 preset.evaluation.average_of, split, mri_sequences(d.channel_names),
+                 has_brats_classes(d.class_names)), tiles
 
 
 def convergence(plan: Plan, preset: Preset, metrics: Metrics, scratch: Path,

@@ -108,7 +108,10 @@ class Table1:
             "MS-SSIM and PSNR against the real image of each mask, of one draw and (avg-K) of the pixel mean of "
             f"{e.average_of} draws, which is what a GAN's near-conditional-mean output is compared with fairly; Dice "
             "(lesion-present classes) of the independent MONAI U-Net (trained on the real training split, never the "
-            "U-KAN teacher) on the synthetic images against their masks; FRD "
+            "U-KAN teacher) on the synthetic images against their masks, and on BraTS's classes its Dice and HD95 of "
+            "the tumour regions WT, TC, ET; FRD "
             f"{e.frd_version} (frd-score, v1 = log Fréchet radiomics distance) and FID (FID InceptionV3) against the "
-            f"real {e.split} images. ↓ lower is better, ↑ higher is better; n/a says why a metric was not computed.",
+            f"real {e.split} images. FRD, SSIM, MS-SSIM and PSNR are means over the channels; a multi-channel MRI "
+            "dataset also has FRD and SSIM per sequence. ↓ lower is better, ↑ higher is better; n/a says why a metric "
+            "was not computed.",
         ]
