@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ...evaluation.regions import has_brats_classes
@@ -18,6 +17,7 @@ from ..budget import budget_statement, images_seen
 from ..columns import Metrics
 from ..compare import Scorer, compare, mri_sequences, side_by_side
 from ..convergence import frd_label, kept_states_frd, logged_val_fm
+from ..figures import GridRow
 from .methods import FIG2_METHODS, METHODS
 from .plan import Plan
 from .preset import Preset
@@ -25,8 +25,8 @@ from .tables import Block, Row
 
 
 def score(plan: Plan, preset: Preset, metrics: Metrics, out: Path, trained: dict[str, dict], scratch: Path,
-          device: torch.device) -> tuple[Block, list[list[np.ndarray]]]:
-    """Evaluate the four generators of one dataset; its table block and its Fig. 2 rows."""
+          device: torch.device) -> tuple[Block, list[GridRow]]:
+    """Evaluate the four generators of one dataset; its table block and its Fig. 2 rows (``compare.side_by_side``)."""
     cfg, split = plan.methods["meddtfm"].cfg, preset.evaluation.split
     segmenter = str(plan.segmenter_file) if needs_segmenter(metrics.computed) else None
     scorer = Scorer.on_split(cfg.data, split, cfg.seed, spec=preset.evaluation, metrics=metrics.computed,
