@@ -9,19 +9,20 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
+from PIL import Image, ImageFont
 
 from meddtfm.checkpoint import load_weights
 from meddtfm.cli.main import cli
 from meddtfm.evaluation.report import format_number
 from meddtfm.experiments.convergence import state_as_weights
-from meddtfm.experiments.figures import LABEL_H, MIN_TILE, PAD, grid_size
+from meddtfm.experiments.figures import LABEL_H, MIN_TILE, PAD, grid_size, row_label_width
 from meddtfm.experiments.table1.methods import METHODS
 from meddtfm.experiments.table1.plan import plan_dataset
 from meddtfm.experiments.table1.preset import load_preset, preset_names
 
 LABELS = ["pix2pixHD", "MedGAN", "Ours (no DT)", "Med-DT-FM"]
 RUNS = ["teacher", "segmenter", "pix2pixhd", "medgan", "nodt", "meddtfm"]
+SEQUENCES = ["FLAIR", "T1", "T1ce", "T2"]  # the ci phantoms: four sequences, classes NCR, ED, ET
 
 
 def _table1(*args):
@@ -64,12 +65,29 @@ def test_ci_table_has_the_four_methods_with_measured_numbers(ci):
         line = next(x for x in md.splitlines() if x.startswith(f"| {r['method']} |"))
         assert f"| {format_number(float(r['SSIM']))} |" in line and "n/a (needs --inception-weights FILE)" in line
     assert "Dice (lesion-present classes) of the same U-Net on the real test images" in md and "MS-SSIM at 32 px" in md
-    assert "8 test images, 8 of them paired" in md
+    assert "4 test images, 4 of them paired" in md
+    assert "BraTS regions of the same U-Net on the real test images (the ceiling): Dice WT" in md
+    assert "Dice WT as a fraction of the ceiling: pix2pixHD" in md
     # The table holds what `meddtfm evaluate` wrote for each method (same code, same samples).
     for m, r in zip(METHODS, rows):
         doc = json.loads((out / "phantoms" / "eval" / m.key / "metrics.json").read_text())
         assert doc["summary"]["ssim/mean"]["mean"] == pytest.approx(float(r["SSIM"]))
-        assert doc["settings"]["samples"] == 8 and doc["settings"]["segmenter"].endswith("segmenter/best.safetensors")
+        assert doc["settings"]["samples"] == 4 and doc["settings"]["segmenter"].endswith("segmenter/best.safetensors")
+        assert doc["reference"]["dice_wt/mean"] == pytest.approx(float(md.split("(the ceiling): Dice WT ")[1][:6]),
+                                                                 rel=1e-3)
+
+
+def test_ci_table_has_the_brats_regions_and_each_sequences_frd_and_ssim(ci):
+    out, _ = ci
+    has_frd = importlib.util.find_spec("frd_score") is not None
+    for r in _rows(out):
+        regions = [float(r[f"{m} {region}"]) for m in ("Dice", "HD95") for region in ("WT", "TC", "ET")]
+        assert all(0 <= d <= 1 for d in regions[:3] if math.isfinite(d)) and math.isfinite(regions[0]), r
+        assert all(0 <= h <= math.hypot(32, 32) for h in regions[3:] if math.isfinite(h)), r
+        ssim = [float(r[f"SSIM {s}"]) for s in SEQUENCES]
+        assert float(r["SSIM"]) == pytest.approx(sum(ssim) / 4), "SSIM is the mean over the sequences"
+        if has_frd:
+            assert float(r["FRD"]) == pytest.approx(sum(float(r[f"FRD {s}"]) for s in SEQUENCES) / 4)
 
 
 def test_no_dt_is_the_one_switch_and_fig2_and_convergence_are_drawn(ci):
@@ -81,13 +99,20 @@ def test_no_dt_is_the_one_switch_and_fig2_and_convergence_are_drawn(ci):
     _, ours = load_weights(out / "phantoms" / "meddtfm" / "final.safetensors")
     assert nodt["teacher"] is None and nodt["ref_channels"] == 0, "no DT means no teacher at all"
     assert ours["teacher"] and ours["ref_channels"] > 0
-    with Image.open(out / "fig2.png") as img:
-        expected = (4 * (MIN_TILE + PAD) + PAD, 2 * LABEL_H + 4 * (MIN_TILE + PAD) + PAD)  # 4 columns, 4 rows, 1 group
-        assert img.size == grid_size(4, 4, 1, MIN_TILE) == expected
+    left = row_label_width(SEQUENCES, ImageFont.load_default())  # the sequences' names left of the rows
+    with Image.open(out / "fig2.png") as img:  # 4 columns; 2 cases x 4 sequences = 8 rows; 1 group
+        expected = (left + 4 * (MIN_TILE + PAD) + PAD, 2 * LABEL_H + 8 * (MIN_TILE + PAD) + PAD)
+        assert img.size == grid_size(4, 8, 1, MIN_TILE, left) == expected
         pixels = np.asarray(img.convert("RGB"))
-    y = 2 * LABEL_H + PAD
-    tiles = [pixels[y:y + MIN_TILE, PAD + j * (MIN_TILE + PAD):PAD + j * (MIN_TILE + PAD) + MIN_TILE] for j in range(4)]
+
+    def tile(row: int, column: int) -> np.ndarray:
+        y, x = 2 * LABEL_H + PAD + row * (MIN_TILE + PAD), left + PAD + column * (MIN_TILE + PAD)
+        return pixels[y:y + MIN_TILE, x:x + MIN_TILE]
+
+    tiles = [tile(0, j) for j in range(4)]
     assert all(not np.array_equal(a, b) for i, a in enumerate(tiles) for b in tiles[i + 1:]), "four distinct columns"
+    assert np.array_equal(tile(0, 0), tile(3, 0)) and not np.array_equal(tile(0, 0), tile(4, 0)), "a mask per case"
+    assert not np.array_equal(tile(0, 3), tile(1, 3)), "the rows of a case show its sequences"
     with open(out / "convergence.csv", newline="") as fh:
         curves = list(csv.DictReader(fh))
     assert {(r["method"], int(r["step"])) for r in curves} == {(m, s) for m in ("Med-DT-FM", "Ours (no DT)")

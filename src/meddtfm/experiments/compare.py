@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset, default_collate
 from tqdm import tqdm
@@ -21,11 +20,20 @@ from ..config import DataConfig
 from ..data import build_dataset
 from ..data.base import MedicalDataset
 from ..evaluation.consistency import load_eval_segmenter
+from ..evaluation.distribution import RGB
 from ..evaluation.generation import generated_batches, load_generate
 from ..evaluation.inception import load_inception
-from ..evaluation.runner import Evaluation, Setup
+from ..evaluation.runner import Evaluation, Setup, needs_segmenter
 from ..viz import mask_to_rgb, to_rgb
+from .columns import sequence_label
+from .figures import GridRow
 from .presets import EvalSpec
+
+
+def mri_sequences(channel_names: Sequence[str]) -> tuple[str, ...]:
+    """The channels of a multi-channel MRI image, each scored and shown on its own; none for 1 channel or RGB."""
+    names = tuple(channel_names)
+    return names if len(names) > 1 and names != RGB else ()
 
 
 @dataclass
@@ -54,7 +62,7 @@ class Scorer:
         seg = (load_eval_segmenter(self.segmenter, d.num_channels, d.class_names, d.channel_names,
                                    data=dataclasses.asdict(d.cfg))
                .to(self.device)
-               if "dice" in self.metrics else None)
+               if needs_segmenter(self.metrics) else None)
         net = load_inception(self.inception).to(self.device) if "fid" in self.metrics else None
         return Evaluation(Setup(self.metrics, d.channel_names, d.class_names, self.workdir, seg, net,
                                 self.spec.frd_version, grid_dir=grid_dir))
@@ -103,17 +111,19 @@ def compare(scorer: Scorer, weights: dict[str, Path], grid_dir: Path | None = No
     return Comparison(runs, evaluation.reference(), evaluation.notes, len(loader.dataset), pairs)
 
 
-def side_by_side(scorer: Scorer, weights: dict[str, Path], rows: int, seed: int) -> list[list[np.ndarray]]:
-    """Rows of ``H x W x 3`` tiles: input mask, then each generator's image for it (same masks and seed).
+def side_by_side(scorer: Scorer, weights: dict[str, Path], cases: int, seed: int) -> list[GridRow]:
+    """Labelled rows of ``H x W x 3`` tiles: the input mask, then each generator's image for it (same masks and
+    seed). A multi-channel MRI case gives one row per sequence, labelled with its name (the mask repeated on
+    each); another image one row, label "".
 
-    The masks are those of the first ``rows`` samples of the split that have a non-empty mask.
+    The masks are those of the first ``cases`` samples of the split that have a non-empty mask.
     """
     picked = []
     for i in range(len(scorer.dataset)):
         sample = scorer.dataset[i]
         if sample["has_mask"] and sample["mask"].any():
             picked.append(sample)
-        if len(picked) == rows:
+        if len(picked) == cases:
             break
     if not picked:
         return []
@@ -123,4 +133,7 @@ def side_by_side(scorer: Scorer, weights: dict[str, Path], rows: int, seed: int)
         generate, _ = scorer.generator(path)
         with torch.no_grad():
             images.append(generate(batch, seed).float().cpu())
-    return [[mask_to_rgb(batch["mask"][r])] + [to_rgb(x[r]) for x in images] for r in range(len(picked))]
+    views = ([(sequence_label(s), slice(c, c + 1)) for c, s in enumerate(mri_sequences(scorer.dataset.channel_names))]
+             or [("", slice(None))])
+    return [(label, [mask_to_rgb(batch["mask"][r]), *(to_rgb(x[r, part]) for x in images)])
+            for r in range(len(picked)) for label, part in views]

@@ -13,6 +13,7 @@ from ..files import atomic_write
 PAD = 2  # px between tiles
 LABEL_H = 16  # px of a text strip (column labels, dataset name)
 MIN_TILE = 128  # small images are enlarged (nearest neighbour) so that the labels fit
+GridRow = tuple[str, list[np.ndarray]]  # a grid row: its label ("" for none) and its H x W x 3 uint8 tiles
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]  # matplotlib's tab10
 
@@ -22,31 +23,39 @@ def _save(image: Image.Image, path: Path) -> Path:
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
-def grid_size(columns: int, rows: int, groups: int, tile: int) -> tuple[int, int]:
-    """(width, height) of ``labelled_grid``'s PNG."""
-    return columns * (tile + PAD) + PAD, LABEL_H * (1 + groups) + rows * (tile + PAD) + PAD
+def row_label_width(labels: Sequence[str], font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
+    """px of the strip left of the tiles that holds the rows' labels: 0 when every label is empty."""
+    return PAD + 4 + math.ceil(max(font.getlength(label) for label in labels)) if any(labels) else 0
 
 
-def labelled_grid(columns: Sequence[str], groups: dict[str, list[list[np.ndarray]]], path: Path) -> Path:
-    """One PNG: a strip of column labels, then per group its name and rows of ``H x W x 3`` uint8 tiles.
+def grid_size(columns: int, rows: int, groups: int, tile: int, label_width: int = 0) -> tuple[int, int]:
+    """(width, height) of ``labelled_grid``'s PNG, ``label_width`` that of its row labels' strip."""
+    return label_width + columns * (tile + PAD) + PAD, LABEL_H * (1 + groups) + rows * (tile + PAD) + PAD
+
+
+def labelled_grid(columns: Sequence[str], groups: dict[str, list[GridRow]], path: Path) -> Path:
+    """One PNG: a strip of column labels, then per group its name and rows of ``H x W x 3`` uint8 tiles, each row's
+    label (e.g. the MRI sequence shown) left of it.
 
     Tiles are resized to one square size: the largest tile side, at least ``MIN_TILE``.
     """
-    tiles = [t for rows in groups.values() for row in rows for t in row]
-    tile = max(MIN_TILE, *(max(t.shape[:2]) for t in tiles))
-    n_rows = sum(len(rows) for rows in groups.values())
-    canvas = Image.new("RGB", grid_size(len(columns), n_rows, len(groups), tile), "white")
-    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
+    rows = [row for group in groups.values() for row in group]
+    tile = max(MIN_TILE, *(max(t.shape[:2]) for _, tiles in rows for t in tiles))
+    font = ImageFont.load_default()
+    left = row_label_width([label for label, _ in rows], font)
+    canvas = Image.new("RGB", grid_size(len(columns), len(rows), len(groups), tile, left), "white")
+    draw = ImageDraw.Draw(canvas)
     for j, name in enumerate(columns):
-        draw.text((PAD + j * (tile + PAD) + 2, 2), name, fill="black", font=font)
+        draw.text((left + PAD + j * (tile + PAD) + 2, 2), name, fill="black", font=font)
     y = LABEL_H
-    for group, rows in groups.items():
+    for group, group_rows in groups.items():
         draw.text((PAD + 2, y + 2), group, fill=(90, 90, 90), font=font)
         y += LABEL_H
-        for row in rows:
-            for j, t in enumerate(row):
+        for label, tiles in group_rows:
+            draw.text((PAD + 2, y + PAD + tile // 2 - 6), label, fill="black", font=font)
+            for j, t in enumerate(tiles):
                 img = Image.fromarray(t).resize((tile, tile), Image.NEAREST)
-                canvas.paste(img, (PAD + j * (tile + PAD), y + PAD))
+                canvas.paste(img, (left + PAD + j * (tile + PAD), y + PAD))
             y += tile + PAD
     return _save(canvas, path)
 

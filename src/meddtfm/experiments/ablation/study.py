@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ...config import ConfigError, save_config
 from ...evaluation.report import summarize
+from ...evaluation.runner import needs_segmenter
 from ...training.distributed import pick_device
 from ..budget import budget_statement, images_seen
 from ..columns import Metrics, choose_metrics, write_csv
@@ -99,7 +100,7 @@ class Ablation:
         user, teacher_files = scoped_overrides(overrides, names), scoped_files(teachers, names, "--teacher")
         segmenter_files = scoped_files(segmenters, names, "--segmenter")
         plans = [plan_dataset(preset, preset.variants, selected, n, user[n], out_dir, teacher_files.get(n),
-                              segmenter_files.get(n), "dice" in metrics.computed) for n in names]
+                              segmenter_files.get(n), needs_segmenter(metrics.computed)) for n in names]
         for run in (r for plan in plans for r in plan.all_runs()):
             check_reuse(run)
         return cls(name, preset, selected, plans, metrics, out_dir, jobs)
@@ -145,7 +146,7 @@ class Ablation:
         if not found:
             return Block(plan.name, "No finished run.", [], None, {}, m.missing, notes, []), {}, ""
         runs = [r for rs in found.values() for r in rs]
-        segmenter = plan.segmenters.segmenter_file if "dice" in m.computed else None
+        segmenter = plan.segmenters.segmenter_file if needs_segmenter(m.computed) else None
         scorer = Scorer.on_split(plan.base.data, e.split, 0, spec=e, metrics=m.computed, device=device,
                                  workdir=scratch / plan.name, segmenter=str(segmenter) if segmenter else None,
                                  inception=m.inception)

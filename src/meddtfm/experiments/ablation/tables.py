@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...evaluation.report import format_number
 from ...files import atomic_write_text
-from ..columns import Column, cell, resolved_columns, write_csv
+from ..columns import Column, ceiling_lines, cell, resolved_columns, write_csv
 from .preset import Variant
 
 LABELS = ("FRD", "FID", "SSIM", "SSIM avg-K", "Dice")  # FID only when it is computed
@@ -85,9 +84,7 @@ def markdown_block(block: Block) -> str:
     lines += ["", "Variants:", *(f"- `{r.variant.name}`: {r.variant.description or '(no description)'}; overrides: "
                                  + (", ".join(f"`{o}`" for o in r.variant.overrides) or "none (the base config)")
                                  for r in block.rows)]
-    if "dice_present/mean" in block.ceiling:
-        lines += ["", "Dice (lesion-present classes) of the same U-Net on the real validation images (the ceiling): "
-                      f"{format_number(block.ceiling['dice_present/mean'])}."]
+    lines += [line for text in ceiling_lines(block.ceiling, "validation") for line in ("", text)]
     if block.notes:
         lines += ["", "Notes:", *(f"- {n}" for n in block.notes)]
     return "\n".join(lines)

@@ -20,7 +20,7 @@ class Preset(presets.StudyPreset):
     """A whole Table 1 run: the common schema, plus per-method overrides and the figures' sizes."""
 
     methods: dict[str, list[str]] = field(default_factory=dict)  # per METHODS key
-    fig2_rows: int = 4  # rows of fig2.png per dataset
+    fig2_rows: int = 4  # cases per dataset in fig2.png (a multi-channel MRI case: one row per sequence)
     convergence_frd_images: int = 0  # > 0: validation FRD on this many images at each kept flow checkpoint
 
 

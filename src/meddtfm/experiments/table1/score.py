@@ -8,14 +8,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ...evaluation.regions import has_brats_classes
 from ...evaluation.report import summarize, write_report
+from ...evaluation.runner import needs_segmenter
 from ..budget import budget_statement, images_seen
 from ..columns import Metrics
-from ..compare import Scorer, compare, side_by_side
+from ..compare import Scorer, compare, mri_sequences, side_by_side
 from ..convergence import frd_label, kept_states_frd, logged_val_fm
+from ..figures import GridRow
 from .methods import FIG2_METHODS, METHODS
 from .plan import Plan
 from .preset import Preset
@@ -23,10 +25,10 @@ from .tables import Block, Row
 
 
 def score(plan: Plan, preset: Preset, metrics: Metrics, out: Path, trained: dict[str, dict], scratch: Path,
-          device: torch.device) -> tuple[Block, list[list[np.ndarray]]]:
-    """Evaluate the four generators of one dataset; its table block and its Fig. 2 rows."""
+          device: torch.device) -> tuple[Block, list[GridRow]]:
+    """Evaluate the four generators of one dataset; its table block and its Fig. 2 rows (``compare.side_by_side``)."""
     cfg, split = plan.methods["meddtfm"].cfg, preset.evaluation.split
-    segmenter = str(plan.segmenter_file) if "dice" in metrics.computed else None
+    segmenter = str(plan.segmenter_file) if needs_segmenter(metrics.computed) else None
     scorer = Scorer.on_split(cfg.data, split, cfg.seed, spec=preset.evaluation, metrics=metrics.computed,
                              device=device, workdir=scratch / plan.name, segmenter=segmenter,
                              inception=metrics.inception)
@@ -49,7 +51,8 @@ def score(plan: Plan, preset: Preset, metrics: Metrics, out: Path, trained: dict
                                       cfg.train.max_minutes))
     tiles = side_by_side(scorer, {k: weights[k] for k in FIG2_METHODS}, preset.fig2_rows, preset.evaluation.seeds[0])
     return Block(plan.name, description, rows, result.reference, metrics.missing, result.notes,
-                 preset.evaluation.average_of, split), tiles
+                 preset.evaluation.average_of, split, mri_sequences(d.channel_names),
+                 has_brats_classes(d.class_names)), tiles
 
 
 def convergence(plan: Plan, preset: Preset, metrics: Metrics, scratch: Path,

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ...config import ConfigError, save_config
+from ...evaluation.runner import needs_segmenter
 from ...training.distributed import pick_device
 from ..columns import Metrics, choose_metrics
 from ..figures import labelled_grid, line_plot, save_column
@@ -56,7 +57,7 @@ class Table1:
         user, teacher_files = scoped_overrides(overrides, names), scoped_files(teachers, names, "--teacher")
         segmenter_files = scoped_files(segmenters, names, "--segmenter")
         plans = [plan_dataset(preset, n, user[n], seed, out_dir, teacher_files.get(n), segmenter_files.get(n),
-                              "dice" in metrics.computed) for n in names]
+                              needs_segmenter(metrics.computed)) for n in names]
         for run in (r for plan in plans for r in plan.runs()):
             check_reuse(run)
         return cls(name, preset, plans, metrics, out_dir, jobs)
@@ -107,7 +108,10 @@ class Table1:
             "MS-SSIM and PSNR against the real image of each mask, of one draw and (avg-K) of the pixel mean of "
             f"{e.average_of} draws, which is what a GAN's near-conditional-mean output is compared with fairly; Dice "
             "(lesion-present classes) of the independent MONAI U-Net (trained on the real training split, never the "
-            "U-KAN teacher) on the synthetic images against their masks; FRD "
+            "U-KAN teacher) on the synthetic images against their masks, and on BraTS's classes its Dice and HD95 of "
+            "the tumour regions WT, TC, ET; FRD "
             f"{e.frd_version} (frd-score, v1 = log Fréchet radiomics distance) and FID (FID InceptionV3) against the "
-            f"real {e.split} images. ↓ lower is better, ↑ higher is better; n/a says why a metric was not computed.",
+            f"real {e.split} images. FRD, SSIM, MS-SSIM and PSNR are means over the channels; a multi-channel MRI "
+            "dataset also has FRD and SSIM per sequence. ↓ lower is better, ↑ higher is better; n/a says why a metric "
+            "was not computed.",
         ]
