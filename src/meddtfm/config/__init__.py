@@ -50,6 +50,10 @@ class DataConfig:
     phantom_kind: str = "mri"  # phantoms: mri | dermoscopy
     phantom_count: int = 512  # phantoms: subjects in the whole (train + val + test) set
     phantom_seed: int = 0  # phantoms: the pixels depend on this, not on the run seed
+    # The training split only: keep this fraction of its subjects (low-data studies; 0: none, with extra_train),
+    # and add the images of these folders in the `folder` layout (synthetic data from `meddtfm augment`).
+    train_fraction: float = 1.0
+    extra_train: list[str] = field(default_factory=list)
     batch_size: int = 16
     num_workers: int = 2  # DataLoader workers per process, capped at the usable CPUs
 
@@ -64,6 +68,9 @@ class DataConfig:
             raise ConfigError("data.val_fraction and data.test_fraction must lie in [0, 1)")
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ConfigError("data.val_fraction + data.test_fraction must leave subjects for training")
+        if not 0.0 <= self.train_fraction <= 1.0 or (self.train_fraction == 0.0 and not self.extra_train):
+            raise ConfigError(f"data.train_fraction={self.train_fraction} must lie in (0, 1], or be 0 with "
+                              "data.extra_train folders to train on")
         lo, hi = self.intensity_percentiles
         if not 0.0 <= lo < hi <= 100.0:
             raise ConfigError(f"data.intensity_percentiles={self.intensity_percentiles} must be 0 <= lo < hi <= 100")

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from ..config import DataConfig
 from .errors import BadSampleError
-from .splits import SPLITS, assign_splits
+from .splits import SPLITS, assign_splits, kept_subjects
 from .transforms import augment, paired_augmentation, resize_pair
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class Record:
     caption: str = ""
     slice_index: int = -1
     label: str = ""  # a class-level tag used for summaries (diagnosis, "tumour" / "healthy")
+    origin: int = 0  # 0: this dataset's own sample; k > 0: of the k-th data.extra_train folder
 
 
 @dataclass
@@ -109,6 +110,10 @@ class MedicalDataset(Dataset, ABC):
             assignment = assign_splits((r.subject_id for r in records), cfg.val_fraction, cfg.test_fraction,
                                         cfg.split_seed)
             self.records = [r for r in records if assignment[r.subject_id] == split]
+        if split == "train" and cfg.train_fraction < 1.0:
+            kept = kept_subjects((r.subject_id for r in self.records), cfg.train_fraction, cfg.split_seed)
+            self.records = [r for r in self.records if r.subject_id in kept]
+        self.extra: list[MedicalDataset] = []  # the data.extra_train folders (``data.extra``), decoding their records
         self._augment = paired_augmentation() if (cfg.augment and split == "train") else None
 
     @abstractmethod
@@ -156,7 +161,11 @@ class MedicalDataset(Dataset, ABC):
 
     def load(self, record: Record) -> dict:
         """Decode, check, resize and (train split) augment one record into the sample dict above."""
-        return self.prepare(record, self.decode(record))
+        return self.prepare(record, self.source_of(record).decode(record))
+
+    def source_of(self, record: Record) -> MedicalDataset:
+        """The dataset that decodes ``record``: this one, or the ``data.extra_train`` folder it came from."""
+        return self if record.origin == 0 else self.extra[record.origin - 1]
 
     def prepare(self, record: Record, decoded: Decoded) -> dict:
         """Check, resize and (train split) augment ``decoded``, the native-size pixels of ``record``; with
@@ -184,7 +193,7 @@ class MedicalDataset(Dataset, ABC):
 
     def plain_image(self, record: Record) -> torch.Tensor:
         """``record``'s image, ``C x S x S`` in [-1, 1], checked and resized but never augmented."""
-        image = self.decode(record).image
+        image = self.source_of(record).decode(record).image
         self._check_channels(record, image)
         return resize_pair(image, np.zeros((1, *image.shape[1:]), np.float32), self.cfg.resolution)[0]
 
