@@ -144,3 +144,35 @@ def test_a_bad_checkpoint_is_a_clear_error(flow: Path, distilled: dict[str, Path
     twice = distilled["reflow"] / "final.safetensors"
     code, text = _run("distill-steps", "--checkpoint", str(twice), "--out", str(tmp_path))
     assert code == 1 and f"distil the many-step flow it came from, {flow}" in text, text
+
+
+def test_a_flow_with_a_reference_path_keeps_it_and_records_a_moved_teacher(tmp_path: Path) -> None:
+    """Distil a flow whose bridge 0 is seeded by the U-KAN's E_0: --teacher records where it lives now, and the
+    few-step model samples reference-guided from the noised reference."""
+    data = [o.replace("resolution=16", "resolution=32") for o in DATA]
+    code, text = _run("pretrain-encoder", *_sets(data, TRAIN, ["encoder.widths=[4,8,16,24,32]", "train.steps=1"]),
+                      "--out", str(tmp_path / "ukan"))
+    assert code == 0, text
+    teacher = tmp_path / "ukan" / "best.safetensors"
+    gen = [o for o in GEN if not o.startswith("flow.reference")]
+    code, text = _run("train", *_sets(data, TRAIN, gen, [f"encoder.checkpoint={teacher}", "train.steps=1"]),
+                      "--out", str(tmp_path / "flow"))
+    assert code == 0, text
+    moved = tmp_path / "moved.safetensors"
+    teacher.rename(moved)
+    args = ["distill-steps", "--checkpoint", str(tmp_path / "flow" / "final.safetensors"), "--method", "reflow",
+            "--steps", "2", *_sets(TRAIN, FEW), "--out", str(tmp_path / "fast")]
+    code, text = _run(*args)
+    assert code == 0, text  # distilling itself needs no U-KAN: it trains noise-based generation
+    code, text = _run(*args, "--teacher", str(moved), "--fresh")
+    assert code == 0, text
+    _, meta = load_weights(tmp_path / "fast" / "final.safetensors")
+    assert meta["teacher"] == str(moved) and meta["ref_channels"] > 0
+    code, text = _run("sample", "--checkpoint", str(tmp_path / "fast" / "final.safetensors"), "--dataset", "test",
+                      "--cfg", "1.5", "--mode", "reference", "--dataset-reference", "healthy", "--start", "noise",
+                      "--t0", "0.3", "--out", str(tmp_path / "ref"))
+    assert code == 0 and "SSIM to the reference" in text, text
+    code, text = _run("sample", "--checkpoint", str(tmp_path / "fast" / "final.safetensors"), "--dataset", "test",
+                      "--cfg", "1.5", "--mode", "reference", "--dataset-reference", "healthy",
+                      "--out", str(tmp_path / "inverted"))
+    assert code == 1 and "inverting needs the base flow" in text, text

@@ -23,7 +23,8 @@ a fine-tune from the flow wants. ``x_t = (1 - t) x0 + t x1`` with real ``x1``; `
 draws of ``few_step.time_sampling``, and a fraction ``1 - few_step.meanflow_ratio`` of rows has ``h = 0``
 (``u_tgt = v``: the flow itself, MeanFlow's ``r = t`` rows). The student starts as the flow: its duration
 embedding is zero (``VelocityNet``), so ``u(x, t, h) = v(x, t)`` for every h before training. Attention
-runs on the math kernel, the one with forward-mode derivatives on every device.
+runs on the math kernel, the one with forward-mode derivatives on every device. Tried on one process only:
+under DDP the JVP runs through the wrapper's forward, which has not been checked.
 """
 from __future__ import annotations
 
