@@ -65,3 +65,20 @@ def test_k_steps_are_uniform_euler_steps_and_a_meanflow_net_jumps_each_whole() -
         for _ in range(2):
             x, t = x + 0.25 * mean(x, torch.full((2,), t), mean_cond, duration=torch.full((2,), 0.25)), t + 0.25
         torch.testing.assert_close(few_step_sample(mean, x0, mean_cond, 2, t0=0.5), x)
+
+
+def test_teacher_targets_are_drawn_once_per_sample_and_noise() -> None:
+    from meddtfm.flow.sampling import ConditionInputs, Guidance, SolverSpec
+    from meddtfm.training.few_step.teacher import TeacherTargets
+
+    torch.manual_seed(0)
+    targets = TeacherTargets(build_generator(GEN, 4, 3).eval(), 0, SolverSpec("heun", 2), Guidance(2.0, 2.0))
+    mask = torch.zeros(2, 3, 16, 16)
+    mask[0, 0, 2:6, 2:6] = 1
+    batch = {"image": torch.zeros(2, 4, 16, 16), "sample_id": ["a", "b"]}
+    cond = ConditionInputs(2, mask, drop_mask=torch.tensor([False, True]))
+    x0, x1 = targets(batch, cond, torch.tensor([0, 1]))
+    again_x0, again_x1 = targets(batch, cond, torch.tensor([0, 1]))
+    assert targets.drawn == 2 and torch.equal(x0, again_x0) and torch.equal(x1, again_x1)
+    other_x0, _ = targets(batch, cond, torch.tensor([1, 1]))
+    assert targets.drawn == 3 and not torch.equal(other_x0[0], x0[0]) and torch.equal(other_x0[1], x0[1])
