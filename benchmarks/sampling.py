@@ -7,7 +7,8 @@ with randomly initialised weights: speed and memory do not depend on the weights
 times ``meddtfm.flow.sampling.generate`` (mask-conditioned, guidance scale 1 unless stated: one forward
 per NFE) over ``--batch`` images, best of ``--repeats`` after one warm-up forward. The floor is the
 same network called once (one evaluation per image, no solver or condition encoding: what a one-pass
-generator of equal width costs). Every row runs in a fresh process, so that memory is measured
+generator of equal width costs). A ``distill-steps`` model samples as the ``euler`` rows at scale 1 with
+NFE = its k (adversarial, reflow); the ``meanflow`` rows add its duration embedding (``flow.few_step``). Every row runs in a fresh process, so that memory is measured
 alone: peak memory is the Linux peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``
 after the warm-up) minus the resident set after building the model, i.e. the working memory of
 sampling (activations, solver state, allocator caches), not the weights or the libraries.
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 
 from meddtfm.config import GeneratorConfig
+from meddtfm.flow.few_step import few_step_sample
 from meddtfm.flow.sampling import ConditionInputs, Guidance, SolverSpec, generate, seeded_noise
 from meddtfm.models.generator import build_generator
 
@@ -41,7 +43,8 @@ def resident_kib(field: str) -> int:
 def run_row(method: str, nfe: int, scale: float, b: int, s: int, repeats: int) -> dict:
     """Best seconds per batch and peak working memory (MiB) of one configuration; ``method`` floor: one call."""
     torch.manual_seed(0)
-    net = build_generator(GeneratorConfig(), image_channels=4, mask_classes=3).eval()
+    cfg = GeneratorConfig(duration_embedding=method == "meanflow")
+    net = build_generator(cfg, image_channels=4, mask_classes=3).eval()
     base = resident_kib("VmRSS")
     mask = torch.zeros(b, 3, s, s)
     mask[:, :, s // 4:s // 2, s // 4:s // 2] = 1
@@ -50,6 +53,9 @@ def run_row(method: str, nfe: int, scale: float, b: int, s: int, repeats: int) -
     if method == "floor":
         def run() -> object:
             return net(x0, torch.zeros(b), encoded)
+    elif method == "meanflow":
+        def run() -> object:
+            return few_step_sample(net, x0, encoded, nfe)
     else:
         def run() -> object:
             return generate(net, x0, ConditionInputs(b, mask), SolverSpec(method, nfe), Guidance(scale))
@@ -76,6 +82,7 @@ def main() -> None:
         print(json.dumps(run_row(method, nfe, scale, args.batch, args.resolution, args.repeats)))
         return
     configs = [("floor", 1, 1.0)] + [(m, n, 1.0) for m in ("euler", "heun") for n in NFES] + [("heun", 8, 2.0)]
+    configs += [("meanflow", n, 1.0) for n in (1, 2, 4)]
     rows = []
     for method, nfe, scale in configs:
         if method == "heun" and nfe % 2:

@@ -73,11 +73,13 @@ def _requirements(metrics: tuple[str, ...], segmenter: str | None, inception: st
 @click.option("--seeds", default="0", show_default=True, callback=_seeds, help="Mode B: sampling seeds, e.g. 0,1,2.")
 @click.option("--mode", "sample_mode", type=click.Choice(["noise", "reference"]), default="noise", show_default=True,
               help="Mode B: noise-based (Eq. 7) or reference-guided (Eq. 6, anatomy of the next sample) synthesis.")
-@click.option("--solver", type=click.Choice(SOLVERS.names()), default="heun", show_default=True,
-              help=f"Mode B: ODE solver (as in `meddtfm sample`): {SOLVERS.describe()}.")
-@click.option("--nfe", type=int, default=8, show_default=True,
-              help="Mode B: velocity evaluations per integration (heun: 2 per step, so 8 is 4 steps; reference mode "
-                   "adds as many for the inversion).")
+@click.option("--solver", type=click.Choice(["auto", *SOLVERS.names()]), default="auto", show_default=True,
+              help=f"Mode B: ODE solver (as in `meddtfm sample`): auto (heun for a flow; a distill-steps model's own "
+                   f"k Euler steps), {SOLVERS.describe()}.")
+@click.option("--nfe", type=int, default=None,
+              help="Mode B: velocity evaluations per integration (default 8; heun: 2 per step, so 8 is 4 steps; "
+                   "reference mode adds as many for the inversion). A distill-steps model takes one of the step counts "
+                   "it was trained for (default: the fewest).")
 @click.option("--cfg", "cfg_mask", type=float, default=2.0, show_default=True,
               help="Mode B: guidance scale of the mask.")
 @click.option("--cfg-caption", type=float, default=None, help="Mode B: guidance scale of the caption (default: --cfg).")
@@ -95,7 +97,7 @@ def _requirements(metrics: tuple[str, ...], segmenter: str | None, inception: st
 @click.option("--frd-version", type=click.Choice(["v0", "v1"]), default="v1", show_default=True)
 @click.option("--batch-size", type=int, default=None, help="Images per batch (default: data.batch_size).")
 def evaluate(cfg: Config, out: Path, real: str | None, fake: tuple[str, ...], masks: str | None,
-             checkpoint: str | None, split: str, seeds: list[int], sample_mode: str, solver: str, nfe: int,
+             checkpoint: str | None, split: str, seeds: list[int], sample_mode: str, solver: str, nfe: int | None,
              cfg_mask: float, cfg_caption: float | None, t0: float, teacher: str | None, limit: int,
              segmenter: str | None, inception_weights: str | None, metrics: tuple[str, ...], frd_version: str,
              batch_size: int | None) -> None:

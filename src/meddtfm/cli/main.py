@@ -6,6 +6,7 @@ import click
 from .augment import augment
 from .common import setup_logging
 from .data import data
+from .distill import distill_steps
 from .evaluate import evaluate
 from .reproduce import reproduce
 from .sample import sample
@@ -23,6 +24,7 @@ def cli(verbose: bool) -> None:
 cli.add_command(data)
 cli.add_command(pretrain_encoder)
 cli.add_command(train_command)
+cli.add_command(distill_steps)
 cli.add_command(sample)
 cli.add_command(evaluate)
 cli.add_command(augment)

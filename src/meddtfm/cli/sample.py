@@ -174,11 +174,14 @@ def _sample_all(synth: Synthesizer, jobs: list[SampleJob], edit: ReferenceEdit |
 @click.option("--blend-dilation", type=int, default=None,
               help="Reference mode: keep the reference outside the new lesion dilated by N px (default: no blending); "
                    "the manifest's SSIM outside the lesion is then scored on the unblended output (one more pass).")
-@click.option("--solver", type=click.Choice(SOLVERS.names()), default="heun", show_default=True,
-              help=f"ODE solver: {SOLVERS.describe()}.")
-@click.option("--nfe", type=int, default=8, show_default=True,
+@click.option("--solver", type=click.Choice(["auto", *SOLVERS.names()]), default="auto", show_default=True,
+              help=f"ODE solver: auto (heun for a flow; a distill-steps model's own k Euler steps), "
+                   f"{SOLVERS.describe()}.")
+@click.option("--nfe", type=int, default=None,
               help="Velocity evaluations per integration, a multiple of the solver's evaluations per step (--nfe 8 is "
-                   "4 Heun steps; an adaptive solver picks its own). --start invert adds as many for the inversion.")
+                   "4 Heun steps, a flow's default; an adaptive solver picks its own). --start invert adds as many for "
+                   "the inversion. A distill-steps model takes one of the step counts it was trained for (default: "
+                   "the fewest).")
 @click.option("--time-grid", type=click.Choice(["uniform", "shifted"]), default="uniform", show_default=True)
 @click.option("--shift", type=float, default=3.0, show_default=True, help="Shifted grid: s > 1 puts steps near t = 1.")
 @click.option("--cfg", "cfg_mask", type=float, default=2.0, show_default=True,
@@ -189,7 +192,7 @@ def _sample_all(synth: Synthesizer, jobs: list[SampleJob], edit: ReferenceEdit |
 def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts) -> None:
     """Synthesise images for masks and/or captions; write PNGs, grid.png, NIfTI (BraTS) and manifest.csv to OUT."""
     from ..checkpoint import CheckpointError
-    from ..flow.sampling import Guidance, SolverSpec
+    from ..flow.sampling import Guidance
     from ..synthesis import (
         ConditionSetError,
         ReferenceEdit,
@@ -197,26 +200,28 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
         gather_conditions,
         load_generator,
         sample_jobs,
+        sampling_spec,
         training_data_config,
     )
     from ..training.distributed import pick_device
     from ..viz import save_grid
 
     _check_sources(opts)
-    try:
-        spec = SolverSpec(opts["solver"], opts["nfe"], opts["time_grid"], opts["shift"])
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
     edit = ReferenceEdit(opts["start"], opts["t0"], opts["blend_dilation"]) if opts["mode"] == "reference" else None
     blend = opts["blend_dilation"]
-    settings = {"mode": opts["mode"], "start": edit.start if edit else "", "t0": edit.t0 if edit else "",
-                "blend_dilation": "" if blend is None else blend, "solver": spec.method, "nfe": spec.nfe,
-                "time_grid": spec.grid, "cfg": opts["cfg_mask"],
-                "cfg_caption": opts["cfg_mask"] if opts["cfg_caption"] is None else opts["cfg_caption"],
-                "cfg_classes": " ".join(opts["cfg_classes"]), "drop_classes": " ".join(opts["drop_classes"]),
-                "checkpoint": checkpoint}
     try:
         net, meta = load_generator(checkpoint, teacher, edit is not None, pick_device(cfg.train.device))
+        try:  # an NFE the solver or the few-step model cannot take
+            spec = sampling_spec(meta.few_step, checkpoint, opts["solver"], opts["nfe"], opts["time_grid"],
+                                 opts["shift"])
+        except ValueError as err:
+            raise click.UsageError(str(err)) from err
+        settings = {"mode": opts["mode"], "start": edit.start if edit else "", "t0": edit.t0 if edit else "",
+                    "blend_dilation": "" if blend is None else blend, "solver": spec.method, "nfe": spec.nfe,
+                    "time_grid": spec.grid, "cfg": opts["cfg_mask"],
+                    "cfg_caption": opts["cfg_mask"] if opts["cfg_caption"] is None else opts["cfg_caption"],
+                    "cfg_classes": " ".join(opts["cfg_classes"]), "drop_classes": " ".join(opts["drop_classes"]),
+                    "checkpoint": checkpoint, "few_step": meta.few_step.method if meta.few_step else ""}
         guidance = Guidance(settings["cfg"], settings["cfg_caption"],
                             _class_scales(opts["cfg_classes"], meta.class_names))
         dropped = _class_indices(opts["drop_classes"], meta.class_names, "--drop-class")

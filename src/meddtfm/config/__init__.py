@@ -16,11 +16,12 @@ from omegaconf.errors import OmegaConfBaseException
 from .baselines import GANConfig, MedGANConfig, Pix2PixHDConfig
 from .datasets import DATASETS
 from .errors import ConfigError, check_choice
+from .few_step import FEW_STEP_METHODS, FewStepConfig
 from .shipped import config_names, find_config
 
-__all__ = ["Config", "ConfigError", "DataConfig", "EncoderConfig", "FlowConfig", "GANConfig", "GeneratorConfig",
-           "MedGANConfig", "Pix2PixHDConfig", "TrainConfig", "config_names", "find_config", "load_config",
-           "save_config", "to_dict"]
+__all__ = ["FEW_STEP_METHODS", "Config", "ConfigError", "DataConfig", "EncoderConfig", "FewStepConfig", "FlowConfig",
+           "GANConfig", "GeneratorConfig", "MedGANConfig", "Pix2PixHDConfig", "TrainConfig", "config_names",
+           "find_config", "load_config", "save_config", "to_dict"]
 
 SLICE_SELECTIONS = ("tumour", "healthy", "brain", "all")
 BAD_SAMPLE_POLICIES = ("error", "skip")
@@ -157,6 +158,9 @@ class GeneratorConfig:
     time_dim: int = 128
     dropout: float = 0.1
     norm_groups: int = 32
+    # A second time input, the duration h of MeanFlow's average velocity u(x_t, t, h) (distill-steps
+    # --method meanflow); its embedding starts at zero, so the network starts as the flow v(x_t, t).
+    duration_embedding: bool = False
 
     def __post_init__(self) -> None:
         check_choice("generator.bridge_mode", self.bridge_mode, ("spade", "concat"))
@@ -245,6 +249,7 @@ class Config:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     gan: GANConfig = field(default_factory=GANConfig)
+    few_step: FewStepConfig = field(default_factory=FewStepConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), seed: int | None = None) -> Config:

@@ -30,10 +30,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ..checkpoint import CheckpointError
-from ..flow.sampling import Guidance, SolverSpec, sample_seed
+from ..flow.sampling import Guidance, sample_seed
 from ..models.text import CaptionTokenizer
 from ..registry import Registry
-from ..synthesis import Synthesizer, load_generator
+from ..synthesis import Synthesizer, load_generator, sampling_spec
 from ..training.gan import BASELINES, load_baseline
 
 Generate = Callable[[dict, int], Tensor]
@@ -43,10 +43,11 @@ Mode = Literal["noise", "reference"]
 @dataclass(frozen=True)
 class Sampling:
     """How a flow is sampled (``meddtfm sample``'s defaults; ``cfg_caption`` None: ``cfg_mask``); ``teacher``:
-    the U-KAN file for reference mode, if it moved since training. A one-pass generator ignores them."""
+    the U-KAN file for reference mode, if it moved since training. A one-pass generator ignores them.
+    ``solver`` auto and ``nfe`` None: ``synthesis.sampling_spec`` (Heun at 8 for a flow, a few-step model's own)."""
 
-    nfe: int = 8
-    solver: str = "heun"
+    nfe: int | None = None
+    solver: str = "auto"
     cfg_mask: float = 2.0
     cfg_caption: float | None = None
     t0: float = 0.0
@@ -70,8 +71,9 @@ def _flow(path: str | Path, model: str, mode: Mode, device: torch.device, sampli
     net, meta = load_generator(path, teacher=sampling.teacher, need_teacher=mode == "reference", device=device)
     cfg_mask, t0 = sampling.cfg_mask, sampling.t0
     cfg_caption = cfg_mask if sampling.cfg_caption is None else sampling.cfg_caption
-    spec = SolverSpec(method=sampling.solver, nfe=sampling.nfe)
+    spec = sampling_spec(meta.few_step, path, sampling.solver, sampling.nfe)
     synth = Synthesizer(net, meta, spec, Guidance(cfg_mask, cfg_caption))
+    start = "invert" if meta.few_step is None else "noise"  # a few-step model cannot invert: noise to t0
 
     def generate(batch: dict, seed: int) -> Tensor:
         seeds = [sample_seed(seed, name) for name in batch["sample_id"]]
@@ -79,9 +81,10 @@ def _flow(path: str | Path, model: str, mode: Mode, device: torch.device, sampli
         if mode == "noise":
             return synth.noise_based(seeds, batch["mask"], captions, batch["has_mask"]).x
         return synth.reference_guided(batch["reference"], seeds, batch["mask"], captions, batch["has_mask"],
-                                      ref_masks=batch["reference_mask"], t0=t0).x
+                                      ref_masks=batch["reference_mask"], t0=t0, start=start).x
 
-    return generate, {"model": model, "mode": mode, "solver": sampling.solver, "nfe": sampling.nfe,
+    few_step = {"few_step": meta.few_step.to_meta()} if meta.few_step else {}
+    return generate, {"model": model, "mode": mode, "solver": spec.method, "nfe": spec.nfe, **few_step,
                       "cfg_mask": cfg_mask, "cfg_caption": cfg_caption, **({"t0": t0} if mode == "reference" else {}),
                       "data": meta.data, "channel_names": list(meta.channel_names),
                       "class_names": list(meta.class_names)}
@@ -110,7 +113,7 @@ for _name in BASELINES:
 LOADERS.add("meddtfm", "Med-DT-FM, sampled noise-based (Eq. 7) or reference-guided (Eq. 6)", _flow)
 
 
-def load_generate(path: str | Path, mode: Mode, device: torch.device, *, nfe: int = 8, solver: str = "heun",
+def load_generate(path: str | Path, mode: Mode, device: torch.device, *, nfe: int | None = None, solver: str = "auto",
                   cfg_mask: float = 2.0, cfg_caption: float | None = None, t0: float = 0.0,
                   teacher: str | None = None) -> tuple[Generate, dict]:
     """``generate(batch, seed)`` for the checkpoint in ``path`` and a description of its settings.

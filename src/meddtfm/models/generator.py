@@ -22,15 +22,18 @@ as extra condition channels next to ``C_0``; without a reference a learned null 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checkpoint import CheckpointError, rebuild
 from ..config import GeneratorConfig
 from .blocks import ResBlock, SelfAttention, small_init, time_embedding
 from .cond import CondEncoder, Condition, apply_drop, group_norm
 
-__all__ = ["BridgeModule", "FlowStage", "VelocityNet", "build_generator"]
+__all__ = ["BridgeModule", "FlowStage", "VelocityNet", "build_generator", "load_velocity_net"]
 
 BRIDGE_MODES = ("spade", "concat")
 
@@ -122,6 +125,10 @@ class VelocityNet(nn.Module):
             cfg.max_caption_len, d,
         )
         self.time_mlp = nn.Sequential(nn.Linear(cfg.base_channels, e), nn.SiLU(), nn.Linear(e, e))
+        if cfg.duration_embedding:  # MeanFlow's h; zero output at first: u(x_t, t, h) = v(x_t, t) for every h
+            self.duration_mlp = nn.Sequential(nn.Linear(cfg.base_channels, e), nn.SiLU(), nn.Linear(e, e))
+            nn.init.zeros_(self.duration_mlp[-1].weight)
+            nn.init.zeros_(self.duration_mlp[-1].bias)
         self.vector_proj = nn.Linear(cfg.text_dim, e)
         self.stem = nn.Conv2d(image_channels, enc[0], 3, padding=1)
         self.encoder = nn.ModuleList()
@@ -178,13 +185,15 @@ class VelocityNet(nn.Module):
 
     def forward(
         self, x_t: Tensor, t: Tensor, cond: Condition, f_ref: Tensor | None = None, return_features: bool = False,
-        *, drop_ref: Tensor | None = None,
+        *, drop_ref: Tensor | None = None, duration: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Velocity ``(B, C, H, W)``, plus the bridge outputs ``[B_0, .., B_{L-1}]`` (coarse to fine,
         ``(B, level_channels[i], H / 2^(L-1-i), W / 2^(L-1-i))``) when ``return_features``.
 
         ``t``: (B,) or a scalar. ``f_ref``: the teacher's ``E_0`` of a reference image (Eq. 6),
         ``(B, ref_channels, h, w)``; ``drop_ref`` (B,) bool swaps it for the null per sample.
+        ``duration``: MeanFlow's ``h`` (B,) or a scalar, only with ``generator.duration_embedding``: the
+        output is then the average velocity ``u(x_t, t, h)`` over ``[t, t + h]`` (``h = 0``: the velocity).
         """
         self._check(x_t, cond)
         if f_ref is not None and not self.ref_channels:
@@ -194,6 +203,11 @@ class VelocityNet(nn.Module):
         if t.shape != (b,):
             raise ValueError(f"t must be a scalar or of shape ({b},), got {tuple(t.shape)}")
         emb = self.time_mlp(time_embedding(t, self.cfg.base_channels).to(x_t.dtype))
+        if duration is not None:
+            if not self.cfg.duration_embedding:
+                raise ValueError("duration given, but this VelocityNet was built without generator.duration_embedding")
+            h = duration.reshape(-1).expand(b) if duration.numel() == 1 else duration
+            emb = emb + self.duration_mlp(time_embedding(h, self.cfg.base_channels).to(x_t.dtype))
         emb = F.silu(emb + self.vector_proj(cond.vector))
         h, skips = self.stem(x_t), []
         for stage in self.encoder:
@@ -217,3 +231,18 @@ def build_generator(cfg: GeneratorConfig, image_channels: int, mask_classes: int
     """The Med-DT-FM generator for ``image_channels``-channel images, K = ``mask_classes`` lesion
     classes (0: captions only) and a teacher ``E_0`` with ``ref_channels`` channels (0: no reference)."""
     return VelocityNet(cfg, image_channels, mask_classes, ref_channels)
+
+
+def load_velocity_net(path: str | Path) -> tuple[VelocityNet, dict]:
+    """The ``VelocityNet`` of a ``meddtfm train`` or ``distill-steps`` weights file, in eval mode, and its metadata.
+
+    ``CheckpointError`` (naming the file) for a missing file, another kind of model (a GAN baseline) or
+    weights that do not fit the network the metadata describes.
+    """
+    def build(meta: dict) -> VelocityNet:
+        if meta.get("model") != "meddtfm":
+            raise CheckpointError(f"{path}: not a `meddtfm train` generator (model={meta.get('model')!r})")
+        return build_generator(GeneratorConfig(**meta["generator"]), meta["image_channels"], meta["mask_classes"],
+                               meta["ref_channels"])
+
+    return rebuild(path, build, "generator")

@@ -21,11 +21,12 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from ..checkpoint import CheckpointError, rebuild
-from ..config import DataConfig, GeneratorConfig
+from ..checkpoint import CheckpointError
+from ..config import DataConfig
 from ..data.errors import BadSampleError
 from ..data.io import binary_mask, read_image
 from ..data.transforms import resize_pair
+from ..flow.few_step import DurationBound, FewStep, student_of
 from ..flow.sampling import (
     ConditionInputs,
     Guidance,
@@ -37,11 +38,12 @@ from ..flow.sampling import (
     seeded_noise,
 )
 from ..flow.solver import SolverResult
-from ..models.generator import VelocityNet, build_generator
+from ..models.generator import VelocityNet, load_velocity_net
 from ..models.segmenters import load_teacher
 from ..models.text import CaptionTokenizer
 from ..models.ukan import FrozenTeacher
 from ..training.split_check import check_same_split
+from .few_step import check_few_step
 
 __all__ = ["ConditionError", "GeneratorMeta", "Start", "Synthesizer", "load_generator", "read_mask_file",
            "read_reference_file", "training_data_config"]
@@ -66,6 +68,7 @@ class GeneratorMeta:
         data: the training ``DataConfig`` as a dict (to rebuild its dataset).
         step: training step of the weights.
         teacher: the frozen U-KAN ``EM`` (Eq. 2), when loaded; ``teacher_path`` its file.
+        few_step: for a ``distill-steps`` generator, its method, trained step counts and distilled guidance.
     """
 
     path: Path
@@ -78,6 +81,7 @@ class GeneratorMeta:
     step: int
     teacher: FrozenTeacher | None = None
     teacher_path: str | None = None
+    few_step: FewStep | None = None
 
 
 def load_generator(path: str | Path, teacher: str | Path | None = None, need_teacher: bool = True,
@@ -88,14 +92,7 @@ def load_generator(path: str | Path, teacher: str | Path | None = None, need_tea
     loaded from ``teacher`` if given, else from the path recorded at training time.
     """
     path = Path(path)
-
-    def build(meta: dict) -> VelocityNet:
-        if meta.get("model") != "meddtfm":
-            raise CheckpointError(f"{path}: not a `meddtfm train` generator (model={meta.get('model')!r})")
-        return build_generator(GeneratorConfig(**meta["generator"]), meta["image_channels"], meta["mask_classes"],
-                               meta["ref_channels"])
-
-    net, meta = rebuild(path, build, "generator")
+    net, meta = load_velocity_net(path)
     try:
         info = GeneratorMeta(path, tuple(meta["channel_names"]), tuple(meta["class_names"]), meta["data"]["resolution"],
                              CaptionTokenizer.from_state(meta["tokenizer"]) if meta["tokenizer"] else None,
@@ -103,6 +100,7 @@ def load_generator(path: str | Path, teacher: str | Path | None = None, need_tea
     except (KeyError, TypeError) as err:
         raise CheckpointError(f"{path}: metadata lacks what sampling needs ({err!r})") from err
     info.teacher_path = str(teacher) if teacher else meta.get("teacher")
+    info.few_step = FewStep.from_meta(meta)
     if need_teacher and net.ref_channels:
         info.teacher = _teacher(path, info, net.ref_channels).to(device)
     return net.to(device).eval(), info
@@ -157,12 +155,25 @@ def read_reference_file(path: str | Path, channels: int, size: int) -> Tensor:
 
 
 class Synthesizer:
-    """Noise-based (Eq. 7) and reference-guided (Eq. 6) synthesis with one generator, solver and guidance."""
+    """Noise-based (Eq. 7) and reference-guided (Eq. 6) synthesis with one generator, solver and guidance.
+
+    A few-step generator (``meta.few_step``) takes only the NFE and guidance it was trained for
+    (``few_step.check_few_step``, checked here) and samples in ``spec.nfe`` Euler steps without guidance
+    passes (``flow.few_step``); its reference mode noises the reference to ``t0`` and finishes in those k steps.
+    """
 
     def __init__(self, net: VelocityNet, meta: GeneratorMeta, spec: SolverSpec = SolverSpec(),
                  guidance: Guidance = Guidance()) -> None:
+        if meta.few_step is not None:
+            check_few_step(meta.few_step, meta.path, spec, guidance, meta.tokenizer is not None)
         self.net, self.meta, self.spec, self.guidance = net, meta, spec, guidance
         self.device = next(net.parameters()).device
+
+    def _sampler(self, t0: float = 0.0) -> tuple[VelocityNet | DurationBound, Guidance]:
+        """The network each step evaluates and the guidance it gets: a few-step model's own, unguided (class doc)."""
+        if self.meta.few_step is None:
+            return self.net, self.guidance
+        return student_of(self.net, self.spec.nfe, t0), Guidance()
 
     # -- checks (no network runs) -----------------------------------------------------------------
     def check_masks(self, masks: Tensor, name: str = "masks") -> Tensor:
@@ -217,7 +228,8 @@ class Synthesizer:
         cond = self.condition(len(seeds), masks, captions, has_mask)
         r = self.meta.resolution
         x0 = seeded_noise(seeds, (len(self.meta.channel_names), r, r), self.device)
-        result = generate(self.net, x0, cond, self.spec, self.guidance)
+        net, guidance = self._sampler()
+        result = generate(net, x0, cond, self.spec, guidance)
         return SolverResult(result.x.clamp(-1, 1), result.nfe, result.times)
 
     @torch.no_grad()
@@ -243,6 +255,10 @@ class Synthesizer:
             raise ConditionError(f"need start 'invert' or 'noise' and 0 <= t0 < 1, got {start!r} and {t0}")
         if blend_dilation is not None and masks is None:
             raise ConditionError("blending keeps the reference outside the new lesion: it needs masks")
+        if self.meta.few_step is not None and start != "noise":
+            raise ConditionError(f"{self.meta.few_step.describe(self.meta.path)}: its reference mode noises the "
+                                 "reference to t0 and finishes in k steps (start 'noise'); inverting needs the base "
+                                 "flow")
         b = len(seeds)
         references = self.check_images(references)
         cond = self.condition(b, masks, captions, has_mask)
@@ -254,7 +270,8 @@ class Synthesizer:
         f_ref = self.meta.teacher(references)[0] if self.net.ref_channels else None
         noise = seeded_noise(seeds, references.shape[1:], self.device) if start == "noise" else None
         region = None if blend_dilation is None else lesion_region(cond.mask, blend_dilation)
-        result = reference_guided(self.net, references, cond, ref_cond, self.spec, self.guidance, f_ref,
+        net, guidance = self._sampler(t0)
+        result = reference_guided(net, references, cond, ref_cond, self.spec, guidance, f_ref,
                                   t0=t0, noise=noise, region=region, with_unblended=with_unblended)
         unblended = None if result.unblended is None else result.unblended.clamp(-1, 1)
         return ReferenceResult(result.x.clamp(-1, 1), result.nfe, result.times, unblended=unblended)

@@ -34,7 +34,7 @@ from .resume import check_resume
 
 log = logging.getLogger(__name__)
 Nets = dict[str, nn.Module]
-RESULT_FILE = "train_result.json"  # in OUT: {"step", "seconds"} of TrainResult, written with final.safetensors
+RESULT_FILE = "train_result.json"  # in OUT: {"step", "seconds", "images"} of TrainResult, with final.safetensors
 LossFn = Callable[[Nets, dict, int], tuple[Tensor, dict[str, float]]]
 
 
@@ -74,6 +74,7 @@ class TrainTask(Protocol):
 class TrainResult:
     step: int
     seconds: float = 0.0  # time in training steps (data, forward, backward, update, EMA); not eval or I/O
+    images: int = 0  # training images seen: steps x data.batch_size x processes x train.grad_accumulation
     last: dict[str, float] = field(default_factory=dict)
     best: float | None = None
 
@@ -282,8 +283,10 @@ def train(task: TrainTask, cfg: Config, train_set: MedicalDataset, val_set: Medi
     bar.close()
     if env.is_main:
         final = ema.module if ema is not None else task.nets[next(iter(task.nets))]
-        save_weights(final.state_dict(), out / "final.safetensors", {**task.export_config(), "step": step})
-        atomic_write_text(out / RESULT_FILE, json.dumps({"step": step, "seconds": step_seconds}) + "\n")
+        save_weights(final.state_dict(), out / "final.safetensors",
+                     {**task.export_config(), "step": step, "images": step * images_per_update})
+        atomic_write_text(out / RESULT_FILE, json.dumps({"step": step, "seconds": step_seconds,
+                                                         "images": step * images_per_update}) + "\n")
     logger.close()
-    return TrainResult(step=step, seconds=step_seconds, last=logs, best=best)
+    return TrainResult(step=step, seconds=step_seconds, images=step * images_per_update, last=logs, best=best)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 # Settings a resumed run may change: none alters the objective, the networks, the optimiser or the data.
 MAY_CHANGE_ON_RESUME: tuple[str, ...] = (
     "train.steps", "train.max_minutes",  # how long to train: training on is what resuming is for
+    "few_step.iterations",  # distill-steps' train.steps
     "train.log_every", "train.val_every", "train.sample_every",  # bookkeeping: when to log, validate, draw
     "train.checkpoint_every", "train.keep_checkpoints",  # and when to save, how many states to keep
     "flow.sample_steps",  # ODE steps of the snapshot grids only
