@@ -65,6 +65,17 @@ def test_config_changes_lists_differences_sorted_and_skips_allowed_keys():
     assert repr(ABSENT) == "<absent>"
 
 
+def test_a_key_added_since_at_its_default_is_no_change():
+    saved = {"train": {"lr": 0.1}}
+    defaults = {"train": {"lr": 0.2}, "flow": {"x1_loss": "none", "r1_gamma": 0.0}}
+    assert config_changes(saved, {"train": {"lr": 0.1}, "flow": {"x1_loss": "none", "r1_gamma": 0.0}},
+                          defaults=defaults) == []
+    assert config_changes(saved, {"train": {"lr": 0.1}, "flow": {"x1_loss": "l1", "r1_gamma": 0.0}},
+                          defaults=defaults) == [("flow.x1_loss", ABSENT, "l1")], "a new switch turned on is a change"
+    assert config_changes({"train": {"lr": 0.1, "gone": 1}}, {"train": {"lr": 0.1}}, defaults=defaults) == [
+        ("train.gone", 1, ABSENT)], "a key the code no longer has is still a change"
+
+
 @pytest.mark.parametrize("key", MAY_CHANGE_ON_RESUME)
 def test_every_key_that_may_change_exists(key):
     assert key in flatten(to_dict(Config()))

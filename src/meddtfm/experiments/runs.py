@@ -54,7 +54,8 @@ def check_reuse(run: Run) -> None:
     """
     saved = run.out / "config.yaml"
     if saved.is_file() and ((run.out / "final.safetensors").is_file() or list_states(run.out / "checkpoints")):
-        diff = [key for key, _, _ in config_changes(OmegaConf.to_container(OmegaConf.load(saved)), to_dict(run.cfg))]
+        diff = [key for key, _, _ in config_changes(OmegaConf.to_container(OmegaConf.load(saved)), to_dict(run.cfg),
+                                                    defaults=to_dict(Config()))]
         if diff == ["train.max_minutes"] and (run.out / "final.safetensors").is_file() and _reached_its_steps(run):
             return
         if diff:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ..config import Config, to_dict
+
 # Settings a resumed run may change: none alters the objective, the networks, the optimiser or the data.
 MAY_CHANGE_ON_RESUME: tuple[str, ...] = (
     "train.steps", "train.max_minutes",  # how long to train: training on is what resuming is for
@@ -53,18 +55,26 @@ def flatten(d: Mapping, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def config_changes(old: Mapping, new: Mapping, may_change: Iterable[str] = ()) -> list[tuple[str, object, object]]:
+def config_changes(old: Mapping, new: Mapping, may_change: Iterable[str] = (),
+                   defaults: Mapping | None = None) -> list[tuple[str, object, object]]:
     """``(key, old value, new value)`` for each dotted key whose value differs between the nested
-    configs ``old`` and ``new``, sorted by key; keys in ``may_change`` are skipped, a missing key is ``ABSENT``."""
+    configs ``old`` and ``new``, sorted by key; keys in ``may_change`` are skipped, a missing key is ``ABSENT``.
+
+    With ``defaults`` (a whole default config), a key that ``old`` lacks and ``new`` holds at its default is
+    no change: a setting added to the code since ``old`` was saved, whose default is the behaviour of before
+    (every new switch of ``Config`` defaults to what the code did without it).
+    """
     a, b, allowed = flatten(old), flatten(new), set(may_change)
+    d = flatten(defaults) if defaults is not None else {}
     return [(k, a.get(k, ABSENT), b.get(k, ABSENT)) for k in sorted(a.keys() | b.keys())
-            if k not in allowed and a.get(k, ABSENT) != b.get(k, ABSENT)]
+            if k not in allowed and a.get(k, ABSENT) != b.get(k, ABSENT)
+            and not (k not in a and k in d and d[k] == b.get(k, ABSENT))]
 
 
 def check_resume(saved: Mapping, current: Mapping, state: Path) -> None:
     """Raise ``ResumeConfigError`` if ``current`` differs from the config ``saved`` in training state
     ``state`` anywhere outside ``MAY_CHANGE_ON_RESUME``."""
-    changes = config_changes(saved, current, MAY_CHANGE_ON_RESUME)
+    changes = config_changes(saved, current, MAY_CHANGE_ON_RESUME, to_dict(Config()))
     if changes:
         listed = "\n".join(f"  {k}: {old!r} -> {new!r}" for k, old, new in changes)
         raise ResumeConfigError(
