@@ -42,6 +42,8 @@ class AugmentFolderError(ValueError):
 
 def png_image(image: Tensor) -> Image.Image:
     """``(C, S, S)`` in [-1, 1], C = 1 or 3 -> an 8-bit grey or RGB PIL image."""
+    if image.shape[0] not in (1, 3):
+        raise ValueError(f"the folder layout holds 1- or 3-channel images; this generator draws {image.shape[0]}")
     rgb = to_rgb(image)
     return Image.fromarray(rgb if image.shape[0] == 3 else rgb[:, :, 0])
 

@@ -5,8 +5,10 @@ import click
 
 from ..config import ConfigError
 from ..experiments.ablation.preset import preset_names as ablation_presets
+from ..experiments.presets import preset_names as study_presets
 from ..experiments.runs import Trainers
 from ..experiments.table1.preset import preset_names
+from ..experiments.utility.preset import STUDY as UTILITY
 from .train import run_pretraining, run_training
 
 
@@ -106,3 +108,34 @@ def ablation(preset: str, out: str, datasets: str | None, only: str | None, seed
     if report.failed:
         raise click.ClickException(f"{len(report.failed)} run(s) failed and are not in the tables: " + "; ".join(
             f"{f.what} (log {f.log})" for f in report.failed))
+
+
+@reproduce.command("utility")
+@click.option("--preset", required=True, help=f"Preset: {' | '.join(study_presets(UTILITY))} (shipped in "
+              "meddtfm/experiments/utility/presets/; the header of each says how long it runs), or a YAML file.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder; finished runs and synthetic sets in it are reused, interrupted ones completed.")
+@click.option("--datasets", default=None, help="Comma-separated subset of the preset's datasets.")
+@click.option("--generators", default=None, metavar="KEY,KEY",
+              help="Comma-separated subset of the preset's generators (meddtfm, nodt, pix2pixhd, medgan).")
+@click.option("--set", "overrides", multiple=True, metavar="[DATASET:]KEY.PATH=VALUE",
+              help="Override a config value of every run (of one dataset with DATASET:) (repeatable).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Trainings at once, each a child process with cores/N threads and its log in RUN/train.log.")
+def utility(preset: str, out: str, datasets: str | None, generators: str | None, overrides: tuple[str, ...],
+            jobs: int) -> None:
+    """Train the same U-Net on real, real + synthetic (1x, 2x), synthetic-only and low-data (with and without
+    synthetic) training sets, several seeds each; score each on the real test split; write OUT/utility.md,
+    utility.csv and utility.png.
+    """
+    from ..experiments.parallel import TrainingFailed
+    from ..experiments.utility import Utility
+
+    try:
+        study = Utility.prepare(preset, out, datasets, generators, overrides, jobs)
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from err
+    try:
+        click.echo(study.run(Trainers(pretrain=run_pretraining, generator=run_training)))
+    except TrainingFailed as err:
+        raise click.ClickException(str(err)) from err
