@@ -17,7 +17,7 @@ RATIO_ROWS = ("training img/s", "sampling img/s", "peak training memory", "valid
 def test_smoke_suite_prints_finite_positive_ratios(tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"
     run = subprocess.run([sys.executable, "-m", "benchmarks.run", "--suite", "smoke", "--json", str(out)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+                         cwd=ROOT, capture_output=True, text=True, timeout=900)  # a hang guard, not a speed check
     assert run.returncode == 0, run.stderr[-3000:]
     table = [line.split("|")[1:-1] for line in run.stdout.splitlines() if line.startswith("| ")]
     header, rows = [c.strip() for c in table[0]], {r[0].strip(): [c.strip() for c in r] for r in table[1:]}
