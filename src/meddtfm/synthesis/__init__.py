@@ -16,6 +16,8 @@ from .synthesizer import (
                           Start,
                           Synthesizer,
                           load_generator,
+                          one_hot_mask,
+                          read_mask_array,
                           read_mask_file,
                           read_reference_file,
                           training_data_config,
@@ -23,5 +25,5 @@ from .synthesizer import (
 
 __all__ = ["BatchResult", "ConditionError", "ConditionSetError", "GeneratorMeta", "ReferenceEdit", "SampleCondition",
            "SampleJob", "Start", "Synthesizer", "condition_files", "dataset_conditions", "gather_conditions",
-           "load_generator", "read_mask_file", "read_reference_file", "run_batch", "sample_jobs",
-           "training_data_config", "write_case", "write_images"]
+           "load_generator", "one_hot_mask", "read_mask_array", "read_mask_file", "read_reference_file", "run_batch",
+           "sample_jobs", "training_data_config", "write_case", "write_images"]
