@@ -79,3 +79,17 @@ def test_a_huge_upload_is_refused(pipe: MedDTFMPipeline, tmp_path: Path) -> None
     np.save(big, np.zeros((3, 1024, 1024), np.float32))  # 12 MB
     with pytest.raises(InputError, match=r"big.npy is 12.0 MB; the largest upload is 10 MB"):
         run(pipe, Request(mask_file=str(big)), {}, tmp_path)
+
+
+def test_a_caption_model_takes_the_caption(tiny_caption_run: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    pipe = MedDTFMPipeline.from_pretrained(tiny_caption_run)
+    seen: list = []
+    sample = pipe.model.sample
+    monkeypatch.setattr(pipe.model, "sample", lambda seeds, masks, captions, *rest: seen.append(captions) or sample(
+        seeds, masks, captions, *rest))
+    Image.fromarray(np.pad(np.full((12, 12), 255, np.uint8), 10)).save(tmp_path / "lesion.png")
+    request = Request(mask_file=str(tmp_path / "lesion.png"), caption=" melanoma, back ", nfe=2)
+    result = run(pipe, request, healthy_slices(pipe), tmp_path)
+    assert result.sample.shape == (32, 32, 3) and result.overlay.shape == (32, 32, 3)
+    assert seen == [["melanoma, back"]]

@@ -152,3 +152,18 @@ def test_a_gan_baseline_behind_the_same_call(tmp_path: Path) -> None:
     saved = MedDTFMPipeline.from_pretrained(gan.save_pretrained(tmp_path / "saved"))
     assert torch.equal(saved(masks=_label_map()).images, gan(masks=_label_map()).images)
     assert not (tmp_path / "saved" / "teacher.safetensors").exists()
+
+
+def test_a_caption_model_on_rgb_dermoscopy(tiny_caption_run: Path) -> None:
+    pipe = MedDTFMPipeline.from_pretrained(tiny_caption_run)
+    assert pipe.uses_captions and pipe.channel_names == ("R", "G", "B") and pipe.class_names == ("lesion",)
+    lesion = np.zeros((32, 32), np.uint8)
+    lesion[8:24, 8:24] = 255  # a 0/255 image mask, as ISIC ships them
+    out = pipe(masks=Image.fromarray(lesion), captions=["melanoma", ""], nfe=2, seed=4)
+    direct = pipe.synthesizer(SolverSpec("heun", 2), Guidance(2.0, 2.0)).noise_based(
+        [4, 5], torch.from_numpy(lesion[None, None] / 255).float().expand(2, -1, -1, -1), ["melanoma", ""]).x
+    assert torch.equal(out.images, direct) and out.to_pil()[0].mode == "RGB"
+    colour = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    assert pipe(masks=lesion, captions="nevus", reference=colour, nfe=2).images.shape == (1, 3, 32, 32)
+    with pytest.raises(InputError, match="greyscale image; this model takes colour"):
+        pipe(masks=lesion, reference=np.zeros((32, 32), np.uint8))
