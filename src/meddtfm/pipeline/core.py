@@ -17,6 +17,7 @@ import torch
 
 from ..checkpoint import CheckpointError, load_weights, save_weights, weights_config
 from ..files import atomic_write_text
+from ..flow.sampling import Guidance, SolverSpec
 from ..synthesis import ConditionError, GeneratorMeta, Start, Synthesizer
 from .card import card_facts, model_card
 from .inputs import ImageLike, InputError, MaskLike, as_masks, as_references
@@ -94,13 +95,14 @@ class MedDTFMPipeline:
         """A Med-DT-FM model's ``GeneratorMeta`` (``meddtfm.synthesis``)."""
         return self._flow().meta
 
-    def synthesizer(self, *args, **kwargs) -> Synthesizer:
-        """A ``Synthesizer`` of a Med-DT-FM model (``FlowModel.synthesizer``): what ``meddtfm sample`` runs."""
-        return self._flow().synthesizer(*args, **kwargs)
+    def synthesizer(self, spec: SolverSpec = SolverSpec(), guidance: Guidance = Guidance()) -> Synthesizer:
+        """A ``Synthesizer`` of a Med-DT-FM model with ``spec`` and ``guidance``: what ``meddtfm sample`` runs."""
+        return self._flow().synthesizer(spec, guidance)
 
     def _flow(self) -> FlowModel:
         if not isinstance(self.model, FlowModel):
-            raise CheckpointError(f"{self.weights}: a {self.kind} baseline, not a Med-DT-FM flow")
+            raise CheckpointError(f"{self.weights}: a {self.kind} baseline, not a Med-DT-FM flow (sample it with "
+                                  "MedDTFMPipeline's pipe(masks=...) or with meddtfm evaluate)")
         return self.model
 
     # -- sampling ---------------------------------------------------------------------------------
