@@ -60,3 +60,46 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     folder = tmp_path_factory.getbasetemp() / "shared-slice-cache"
     monkeypatch.setenv("MEDDTFM_CACHE", str(folder))
     return folder
+
+
+TINY_DATA = ["data.phantom_count=24", "data.val_fraction=0.2", "data.resolution=32", "data.batch_size=4",
+             "data.num_workers=0", "data.modalities=[flair]", "train.warmup_steps=1", "train.val_every=100",
+             "train.checkpoint_every=100", "train.sample_every=100"]
+TINY_GENERATOR = ["generator.base_channels=8", "generator.cond_channels=[8,8,8,8]", "generator.text_dim=16",
+                  "generator.time_dim=16", "generator.num_res_blocks=1", "generator.attention_at_bottleneck=false",
+                  "generator.dropout=0.0", "flow.adv_weight=0", "flow.val_batches=1", "train.steps=3"]
+
+
+def _cli(*args: str) -> None:
+    from click.testing import CliRunner
+
+    from meddtfm.cli.main import cli
+
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def _sets(*groups: list[str]) -> list[str]:
+    return [a for group in groups for o in group for a in ("--set", o)]
+
+
+@pytest.fixture(scope="session")
+def tiny_flow_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-step Med-DT-FM run on FLAIR-only MRI phantoms (1 channel, classes NCR / ED / ET, 32 px) with a 2-step
+    U-KAN teacher, trained in seconds: the run folder (``final.safetensors``, ``metrics.csv``, ...)."""
+    root = tmp_path_factory.mktemp("tiny-flow")
+    _cli("pretrain-encoder", *_sets(TINY_DATA, ["encoder.widths=[4,8,16,24,32]", "train.steps=2"]),
+         "--out", str(root / "teacher"))
+    _cli("train", *_sets(TINY_DATA, TINY_GENERATOR, [f"encoder.checkpoint={root / 'teacher' / 'best.safetensors'}"]),
+         "--out", str(root / "run"))
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def tiny_caption_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-step caption model on RGB dermoscopy phantoms (class ``lesion``, 32 px), no teacher: its run folder."""
+    root = tmp_path_factory.mktemp("tiny-caption")
+    data = [o for o in TINY_DATA if not o.startswith("data.modalities")] + ["data.phantom_kind=dermoscopy"]
+    _cli("train", *_sets(data, TINY_GENERATOR, ["flow.dt_weights=[0,0,0,0]", "flow.reference=false"]),
+         "--out", str(root / "run"))
+    return root / "run"

@@ -62,6 +62,15 @@ def save_weights(module_state: dict[str, torch.Tensor], path: str | Path, config
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
+def weights_config(path: str | Path) -> dict:
+    """The config stored in a ``save_weights`` file, without reading its tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return json.loads((fh.metadata() or {}).get("config", "{}"))
+    except Exception as err:
+        raise CheckpointError(f"{path}: cannot read weights ({err})") from err
+
+
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
     """Read a safetensors file written by ``save_weights``: ``(state_dict, config)``."""
     path = Path(path)

@@ -176,3 +176,17 @@ def test_a_flow_with_a_reference_path_keeps_it_and_records_a_moved_teacher(tmp_p
                       "--cfg", "1.5", "--mode", "reference", "--dataset-reference", "healthy",
                       "--out", str(tmp_path / "inverted"))
     assert code == 1 and "inverting needs the base flow" in text, text
+
+
+def test_the_pipeline_samples_a_few_step_model_with_its_own_steps(distilled: dict[str, Path]) -> None:
+    from meddtfm import MedDTFMPipeline
+    from meddtfm.pipeline.inputs import InputError
+
+    pipe = MedDTFMPipeline.from_pretrained(distilled["adversarial"] / "final.safetensors")
+    mask = torch.zeros(len(pipe.class_names), pipe.resolution, pipe.resolution)
+    mask[0, 8:16, 8:16] = 1
+    out = pipe(masks=mask, seed=[0, 1])
+    assert out.images.shape[0] == 2 and out.nfe == 1, "by default the fewest NFE it was trained for"
+    assert pipe(masks=mask, nfe=4).nfe == 4
+    with pytest.raises(InputError, match="NFE 8 was not trained"):
+        pipe(masks=mask, nfe=8)

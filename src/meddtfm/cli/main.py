@@ -10,6 +10,7 @@ from .distill import distill_steps
 from .evaluate import evaluate
 from .reproduce import reproduce
 from .sample import sample
+from .serve import serve
 from .train import pretrain_encoder, train_command
 
 
@@ -29,3 +30,4 @@ cli.add_command(sample)
 cli.add_command(evaluate)
 cli.add_command(augment)
 cli.add_command(reproduce)
+cli.add_command(serve)

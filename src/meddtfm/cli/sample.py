@@ -12,7 +12,7 @@ changed by ``--config`` / ``--set``, except for the split keys ``data.split_seed
 ``--drop-class NAME`` empties a class of every mask (class ablation); ``--cfg-class NAME=S`` guides one
 class with its own scale (``flow.sampling``: ``S - 1`` times its contribution is added; 0 removes it).
 
-OUT gets ``images/NAME[_CHANNEL].png``, ``grid.png`` (mask over sample | sample [| reference], first 32),
+OUT gets ``images/NAME[_CHANNEL].png``, ``grid.png`` (mask over sample | sample [| reference], first 32, near square),
 ``nifti/NAME_<sequence>.nii.gz`` + ``NAME_seg.nii.gz`` for NIfTI datasets (``data.nifti_out``), and
 ``manifest.csv``; in reference mode its ``ssim_outside_lesion_unblended`` is the SSIM of each sample to its
 reference outside the new lesion dilated by ``OUTSIDE_MARGIN`` px (how much anatomy the edit kept; the
@@ -142,8 +142,8 @@ def _sample_all(synth: Synthesizer, jobs: list[SampleJob], edit: ReferenceEdit |
 
 @click.command("sample")
 @run_options(default_out="runs/sample")
-@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False, exists=True),
-              help="final.safetensors or best.safetensors of `meddtfm train`.")
+@click.option("--checkpoint", required=True, type=click.Path(exists=True),
+              help="final.safetensors or best.safetensors of `meddtfm train`, its run folder, or a saved pipeline.")
 @click.option("--teacher", type=click.Path(dir_okay=False), default=None,
               help="The U-KAN teacher, if it moved since training (reference mode).")
 @click.option("--masks", "masks_dir", type=click.Path(file_okay=False, exists=True), help="Folder of condition masks.")
@@ -193,24 +193,24 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
     """Synthesise images for masks and/or captions; write PNGs, grid.png, NIfTI (BraTS) and manifest.csv to OUT."""
     from ..checkpoint import CheckpointError
     from ..flow.sampling import Guidance
+    from ..pipeline import MedDTFMPipeline
     from ..synthesis import (
         ConditionSetError,
         ReferenceEdit,
-        Synthesizer,
         gather_conditions,
-        load_generator,
         sample_jobs,
         sampling_spec,
         training_data_config,
     )
     from ..training.distributed import pick_device
-    from ..viz import save_grid
+    from ..viz import save_labelled_grid
 
     _check_sources(opts)
     edit = ReferenceEdit(opts["start"], opts["t0"], opts["blend_dilation"]) if opts["mode"] == "reference" else None
     blend = opts["blend_dilation"]
     try:
-        net, meta = load_generator(checkpoint, teacher, edit is not None, pick_device(cfg.train.device))
+        pipe = MedDTFMPipeline.from_pretrained(checkpoint, teacher, pick_device(cfg.train.device), edit is not None)
+        meta = pipe.meta
         try:  # an NFE the solver or the few-step model cannot take
             spec = sampling_spec(meta.few_step, checkpoint, opts["solver"], opts["nfe"], opts["time_grid"],
                                  opts["shift"])
@@ -242,12 +242,12 @@ def sample(cfg: Config, out: Path, checkpoint: str, teacher: str | None, **opts)
         if edit is not None and edit.start == "invert" and opts["num_per_condition"] > 1:
             click.echo("note: --start invert is deterministic; samples of a condition differ only with --start noise",
                        err=True)
-        grid, manifest = _sample_all(Synthesizer(net, meta, spec, guidance), jobs, edit, opts, out, settings)
+        grid, manifest = _sample_all(pipe.synthesizer(spec, guidance), jobs, edit, opts, out, settings)
     except ConditionSetError as err:  # a missing or unknown name, a dataset that does not fit the model
         raise click.UsageError(str(err)) from err
     except (ValueError, CheckpointError) as err:  # BadSampleError, ConditionError, bad solver settings
         raise click.ClickException(str(err)) from err
-    save_grid(grid, out / "grid.png")
+    save_labelled_grid(grid, ["mask over sample", "sample", "reference"], out / "grid.png")
     with open(out / "manifest.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(manifest[0]))
         writer.writeheader()

@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 from torch import Tensor, nn
 
 from ..registry import Registry
-from ..viz import overlay, save_grid
+from ..viz import overlay, save_labelled_grid
 from .consistency import MaskConsistency
 from .distribution import ImageSet, fid_kid, frd
 from .inception import FIDInceptionV3
@@ -269,4 +269,4 @@ class Evaluation:
     def _grid(self, batch: dict, images: Tensor, label: str) -> None:
         rows = [[overlay(t, m), overlay(f, m)] for t, f, m in
                 zip(batch["target"][:8], images[:8], batch["mask"][:8].float())]
-        save_grid(rows, self.setup.grid_dir / f"samples_{label}.png")
+        save_labelled_grid(rows, ["mask over target", "mask over sample"], self.setup.grid_dir / f"samples_{label}.png")

@@ -18,6 +18,8 @@ from .synthesizer import (
                           Start,
                           Synthesizer,
                           load_generator,
+                          one_hot_mask,
+                          read_mask_array,
                           read_mask_file,
                           read_reference_file,
                           training_data_config,
@@ -25,5 +27,6 @@ from .synthesizer import (
 
 __all__ = ["AUTO", "BatchResult", "ConditionError", "ConditionSetError", "GeneratorMeta", "ReferenceEdit",
            "SampleCondition", "SampleJob", "Start", "Synthesizer", "condition_files", "dataset_conditions",
-           "gather_conditions", "load_generator", "read_mask_file", "read_reference_file", "run_batch", "sample_jobs",
-           "sampling_spec", "training_data_config", "write_case", "write_images"]
+           "gather_conditions", "load_generator", "one_hot_mask", "read_mask_array", "read_mask_file",
+           "read_reference_file", "run_batch", "sample_jobs", "sampling_spec", "training_data_config", "write_case",
+           "write_images"]

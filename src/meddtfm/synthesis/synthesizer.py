@@ -45,8 +45,8 @@ from ..models.ukan import FrozenTeacher
 from ..training.split_check import check_same_split
 from .few_step import check_few_step
 
-__all__ = ["ConditionError", "GeneratorMeta", "Start", "Synthesizer", "load_generator", "read_mask_file",
-           "read_reference_file", "training_data_config"]
+__all__ = ["ConditionError", "GeneratorMeta", "Start", "Synthesizer", "load_generator", "one_hot_mask",
+           "read_mask_array", "read_mask_file", "read_reference_file", "training_data_config"]
 
 Start = Literal["invert", "noise"]
 
@@ -119,27 +119,50 @@ def _teacher(path: Path, info: GeneratorMeta, ref_channels: int) -> FrozenTeache
     return teacher
 
 
-def read_mask_file(path: str | Path, classes: Sequence[str], size: int) -> Tensor:
-    """A condition mask file as one-hot ``(K, size, size)``, square-cropped and resized (nearest) as the loaders do.
+def one_hot_mask(array: np.ndarray, classes: Sequence[str], source: str | Path, image: bool = False) -> np.ndarray:
+    """A condition mask as binary one-hot ``(K, H, W)`` float32, or ``BadSampleError`` naming ``source``.
 
-    ``.npy``: one-hot ``K x H x W`` or an ``H x W`` label map; an image: a label map. Label value i is
-    the i-th class of ``classes`` (0 is background); with BraTS's classes (NCR, ED, ET) 4 also reads as
-    ET; with one class an image may be 0/255.
+    ``array``: one-hot ``K x H x W`` or an ``H x W`` label map, value i = the i-th class of ``classes``
+    (0 is background); with BraTS's classes (NCR, ED, ET) 4 also reads as ET; an ``image`` with one
+    class may be 0/255.
     """
-    path, k = Path(path), len(classes)
-    array = np.load(path) if path.suffix == ".npy" else read_image(path)[:, :, 0]
-    if array.ndim == 2 and path.suffix != ".npy" and k == 1:
-        array = binary_mask(array, path)[None]
+    k = len(classes)
+    if array.ndim == 2 and image and k == 1:
+        array = binary_mask(array, source)[None]
     elif array.ndim == 2:
         labels = np.where(array == 4, 3, array) if tuple(classes[:3]) == ("NCR", "ED", "ET") else array
         if labels.min() < 0 or labels.max() > k or (labels != np.round(labels)).any():
-            raise BadSampleError(path, f"label values {np.unique(array)[:8].tolist()} are not 0..{k} "
-                                       f"({', '.join(classes)})")
+            raise BadSampleError(source, f"label values {np.unique(array)[:8].tolist()} are not 0..{k} "
+                                         f"({', '.join(classes)})")
         array = np.stack([labels == i + 1 for i in range(k)])
-    if array.ndim != 3 or array.shape[0] != k or not np.isin(array, (0, 1)).all():
-        raise BadSampleError(path, f"mask of shape {array.shape}: expected binary {k} x H x W over "
-                                   f"{', '.join(classes)}")
-    return resize_pair(np.zeros((1, *array.shape[1:]), np.float32), array.astype(np.float32), size)[1]
+    if array.ndim != 3 or array.shape[0] != k:
+        raise BadSampleError(source, f"mask of shape {array.shape}: expected binary {k} x H x W over "
+                                     f"{', '.join(classes)}")
+    if not np.isin(array, (0, 1)).all():
+        values = np.unique(array)
+        raise BadSampleError(source, f"mask is not binary: values {values[:6].tolist()}"
+                                     f"{'...' if values.size > 6 else ''} (threshold it, e.g. mask > 0.5)")
+    return array.astype(np.float32)
+
+
+def read_mask_array(path: str | Path) -> tuple[np.ndarray, bool]:
+    """The array of a mask file and whether it is an image: ``.npy`` as stored, an image's first channel."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        if not path.is_file():
+            raise BadSampleError(path, "file does not exist")
+        return np.load(path), False
+    return read_image(path)[:, :, 0], True
+
+
+def read_mask_file(path: str | Path, classes: Sequence[str], size: int) -> Tensor:
+    """A condition mask file as one-hot ``(K, size, size)``, square-cropped and resized (nearest) as the loaders do.
+
+    ``.npy``: one-hot ``K x H x W`` or an ``H x W`` label map; an image: a label map (``one_hot_mask``).
+    """
+    array, image = read_mask_array(path)
+    array = one_hot_mask(array, classes, path, image)
+    return resize_pair(np.zeros((1, *array.shape[1:]), np.float32), array, size)[1]
 
 
 def read_reference_file(path: str | Path, channels: int, size: int) -> Tensor:

@@ -17,7 +17,7 @@ from ..config import Config, to_dict
 from ..data.base import MedicalDataset
 from ..models.kan import KANLinear
 from ..models.segmenters import build_segmenter
-from ..viz import overlay, save_grid
+from ..viz import overlay, save_labelled_grid
 from .distributed import DistEnv
 from .loop import Nets, Phase
 from .losses import SegmentationLoss
@@ -88,7 +88,7 @@ class SegmentationTask:
         net.train()
         rows = [[overlay(img, img.new_zeros(mask.shape)), overlay(img, mask), overlay(img, p)]
                 for img, mask, p in zip(self._preview["image"], self._preview["mask"], pred)]
-        save_grid(rows, out / "samples" / f"step_{step:07d}.png")
+        save_labelled_grid(rows, ["image", "ground truth", "prediction"], out / "samples" / f"step_{step:07d}.png")
 
     def export_config(self) -> dict:
         """What ``load_segmenter`` needs to rebuild the network, plus the data it was trained on."""
