@@ -43,7 +43,14 @@ from ..models.ukan import FrozenTeacher
 from ..viz import save_sample_grid
 from .distributed import DistEnv, head_of, to_device
 from .loop import Nets, Phase
-from .losses import AdversarialLoss, DistillationLoss, FlowMatchingLoss, OneStepImageLoss, R1Penalty
+from .losses import (
+    AdversarialLoss,
+    DistillationLoss,
+    FlowMatchingLoss,
+    OneStepImageLoss,
+    R1Penalty,
+    discriminator_loss,
+)
 
 
 class MedDTFMTask:
@@ -197,17 +204,7 @@ class MedDTFMTask:
         """Hinge / LSGAN on real ``x1`` vs the generator phase's ``x1_hat``, over the same kept rows; with
         ``flow.r1_gamma > 0`` plus the R1 penalty on those real rows, from the same forward pass."""
         fake, keep = self._fakes.pop(0)
-        disc, r1 = nets["discriminator"], self.cfg.flow.r1_gamma > 0
-        real = batch["image"].detach().requires_grad_() if r1 else batch["image"]
-        real_logits = [out[-1] for out in disc(real, batch["mask"])]
-        fake_logits = [out[-1] for out in disc(fake, batch["mask"])]
-        loss = self.adv.discriminator(real_logits, fake_logits, keep)
-        terms = {"loss/adv_d": loss.item()}
-        if r1:
-            penalty = self.r1(real_logits, real, keep)
-            loss = loss + penalty
-            terms["loss/r1"] = penalty.item()
-        return loss, terms
+        return discriminator_loss(nets["discriminator"], self.adv, self.r1, batch["image"], fake, batch["mask"], keep)
 
     # -- validation and snapshots ---------------------------------------------------------------
     @torch.no_grad()

@@ -5,7 +5,7 @@ terms of its GAN baselines, each a small callable; each baseline's generator obj
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -141,6 +141,23 @@ class R1Penalty:
         (grad,) = torch.autograd.grad(total, real, create_graph=True)
         per_row = grad.float().square().flatten(1).sum(1)
         return 0.5 * self.gamma * (per_row.mean() if weights is None else _rows_mean(per_row, weights))
+
+
+def discriminator_loss(disc: Callable, adv: AdversarialLoss, r1: R1Penalty, real: Tensor, fake: Tensor, mask: Tensor,
+                       keep: Tensor) -> tuple[Tensor, dict[str, float]]:
+    """The mask-conditioned discriminator's loss on ``real`` vs ``fake`` (B, C, H, W) over the ``keep`` rows, plus
+    the R1 penalty on those real rows when ``r1.gamma > 0`` (from the same forward pass); and its logged terms."""
+    use_r1 = r1.gamma > 0
+    real = real.detach().requires_grad_() if use_r1 else real
+    real_logits = [out[-1] for out in disc(real, mask)]
+    fake_logits = [out[-1] for out in disc(fake, mask)]
+    loss = adv.discriminator(real_logits, fake_logits, keep)
+    terms = {"loss/adv_d": loss.item()}
+    if use_r1:
+        penalty = r1(real_logits, real, keep)
+        loss = loss + penalty
+        terms["loss/r1"] = penalty.item()
+    return loss, terms
 
 
 class OneStepImageLoss:

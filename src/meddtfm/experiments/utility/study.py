@@ -32,7 +32,7 @@ from ..runs import Trainers, check_reuse
 from ..scope import pick_datasets, scoped_overrides
 from .plan import Plan, Synthetic, plan_dataset
 from .preset import Preset, load_preset
-from .tables import write_tables
+from .tables import mean_std, write_tables
 
 log = logging.getLogger(__name__)
 SCORE_FILE = "test_score.json"
@@ -83,7 +83,7 @@ class Utility:
                      for k, r in a.runs.items()], trainers, "U-Nets")
         scores = {p.name: {a.label: [self.score(p, r.out) for r in a.runs.values()] for a in p.arms}
                   for p in self.plans}
-        charts = [bar_chart({label: _mean_std([s["dice_present/mean"] for s in rs]) for label, rs in by_arm.items()},
+        charts = [bar_chart({label: mean_std([s["dice_present/mean"] for s in rs]) for label, rs in by_arm.items()},
                             "lesion-present Dice (mean ± std over U-Net seeds)",
                             f"{name}: U-Net on the real test split, per training set")
                   for name, by_arm in scores.items()]
@@ -137,7 +137,3 @@ class Utility:
         atomic_write_text(cached, json.dumps({"key": key, "scores": scores}, indent=1))
         return scores
 
-
-def _mean_std(values: list[float]) -> tuple[float, float | None]:
-    t = torch.tensor(values, dtype=torch.float64)
-    return float(t.mean()), float(t.std()) if len(values) > 1 else None

@@ -20,7 +20,8 @@ from .preset import Preset
 BASELINE_OF = {"real+1x": "real", "real+2x": "real", "synthetic": "real", "low+synthetic": "low"}
 
 
-def _stats(values: Sequence[float]) -> tuple[float, float | None]:
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample std (None for a single value)."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
@@ -32,7 +33,7 @@ def _rows(plan: Plan, scores: dict[str, list[dict]]) -> list[dict]:
     rows, real = [], {}
     for arm in plan.arms:
         runs = scores[arm.label]
-        dice, hd95 = _stats([s["dice_present/mean"] for s in runs]), _stats([s["hd95/mean"] for s in runs])
+        dice, hd95 = mean_std([s["dice_present/mean"] for s in runs]), mean_std([s["hd95/mean"] for s in runs])
         row = {"dataset": plan.name, "arm": arm.name, "generator": arm.generator or "", "dice": dice, "hd95": hd95,
                "seeds": [k for k in arm.runs], "images": int(runs[0]["images"])}
         if arm.generator is None:

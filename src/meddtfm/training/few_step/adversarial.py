@@ -27,7 +27,7 @@ from ...flow.few_step import few_step_sample
 from ...models.discriminator import MultiScalePatchGAN
 from ..distributed import DistEnv
 from ..loop import Nets, Phase
-from ..losses import AdversarialLoss, OneStepImageLoss, R1Penalty
+from ..losses import AdversarialLoss, OneStepImageLoss, R1Penalty, discriminator_loss
 from .base import BaseFlow, FewStepTask, _unwrap
 
 
@@ -67,14 +67,4 @@ class AdversarialTask(FewStepTask):
     def discriminator_loss(self, nets: Nets, batch: dict, step: int) -> tuple[Tensor, dict[str, float]]:
         """Hinge on real ``x1`` vs the generator phase's ``x_hat`` over the rows with a mask, plus R1 on the reals."""
         fake, keep = self._fakes.pop(0)
-        disc, r1 = nets["discriminator"], self.cfg.few_step.r1_gamma > 0
-        real = batch["image"].detach().requires_grad_() if r1 else batch["image"]
-        real_logits = [out[-1] for out in disc(real, batch["mask"])]
-        fake_logits = [out[-1] for out in disc(fake, batch["mask"])]
-        loss = self.adv.discriminator(real_logits, fake_logits, keep)
-        terms = {"loss/adv_d": loss.item()}
-        if r1:
-            penalty = self.r1(real_logits, real, keep)
-            loss = loss + penalty
-            terms["loss/r1"] = penalty.item()
-        return loss, terms
+        return discriminator_loss(nets["discriminator"], self.adv, self.r1, batch["image"], fake, batch["mask"], keep)
