@@ -56,6 +56,22 @@ def test_conv_head_keeps_signal_on_a_one_pixel_target() -> None:
     assert (a - b).abs().amax() > 1e-3
 
 
+def test_levels_without_a_head_are_skipped() -> None:
+    torch.manual_seed(0)
+    full, some = ProjectorSet([8, 4], [16, 12]), ProjectorSet([8, 4], [16, 12], levels=[1])
+    assert list(some.heads) == ["1"] and sum(p.numel() for p in some.parameters()) < sum(
+        p.numel() for p in full.parameters())
+    some.heads["1"].load_state_dict(full.heads["1"].state_dict())
+    feats, shapes = [torch.randn(1, 8, 4, 4), torch.randn(1, 4, 8, 8)], [(1, 16, 2, 2), (1, 12, 8, 8)]
+    out = some(feats, shapes)
+    assert out[0] is None
+    torch.testing.assert_close(out[1], full(feats, shapes)[1])
+    assert set(full.state_dict()) >= set(some.state_dict())  # same keys as before levels existed ("heads.1....")
+    for levels in ([], [2], [-1]):
+        with pytest.raises(ValueError, match="levels"):
+            ProjectorSet([8, 4], [16, 12], levels=levels)
+
+
 def test_bad_inputs_raise() -> None:
     with pytest.raises(ValueError, match="kind"):
         Projector(4, 4, "linear")

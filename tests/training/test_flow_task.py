@@ -52,24 +52,53 @@ def test_adversarial_loss_counts_only_the_selected_rows():
     assert loss.generator(logits).item() == pytest.approx(-14 / 6)
 
 
-def test_the_reference_path_never_sees_its_own_target(monkeypatch):
-    cfg = load_config(None, [*TINY, "flow.reference=true", "flow.adv_weight=0"])
+class _Recorder(torch.nn.Module):
+    """A stand-in teacher that records what it is shown: 4 levels of 4 x 4 maps at 32 px."""
+
+    feature_channels, feature_strides = (4, 4, 4, 4), (8, 8, 8, 8)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return [x.mean(1, keepdim=True).expand(-1, 4, -1, -1)[:, :, ::8, ::8]] * 4
+
+
+def test_the_reference_path_never_sees_its_own_target():
+    cfg = load_config(None, [*TINY, "flow.reference=true", "flow.adv_weight=0", "flow.ref_dropout=0"])
     data = build_dataset(cfg.data, "train")
-    seen = []
-
-    class Teacher(torch.nn.Module):
-        feature_channels = (4, 4, 4, 4)
-
-        def forward(self, x):
-            seen.append(x.clone())
-            return [x.mean(1, keepdim=True).expand(-1, 4, -1, -1)[:, :, ::8, ::8]] * 4
-
-    task = MedDTFMTask(cfg, data, Teacher(), DistEnv(0, 1, torch.device("cpu")))
+    teacher = _Recorder()
+    task = MedDTFMTask(cfg, data, teacher, DistEnv(0, 1, torch.device("cpu")))
     batch = default_collate([data[i] for i in range(4)])
     task.generator_loss(dict(task.nets), batch, step=0)
-    (shown,) = seen
+    (shown,) = teacher.seen
     assert torch.equal(shown, batch["reference"])
     assert all(not torch.equal(r, x) for r, x in zip(shown, batch["image"]))
+
+
+def test_the_teacher_encodes_only_the_references_the_generator_uses(monkeypatch):
+    cfg = load_config(None, [*TINY, "flow.reference=true", "flow.adv_weight=0", "flow.ref_dropout=0.5"])
+    data = build_dataset(cfg.data, "train")
+    teacher = _Recorder()
+    task = MedDTFMTask(cfg, data, teacher, DistEnv(0, 1, torch.device("cpu")))
+    batch = default_collate([data[i] for i in range(8)])
+    given = {}
+    forward = type(task.nets["generator"]).forward
+
+    def spy(net, *args, **kwargs):
+        given.update(f_ref=args[3], drop_ref=kwargs["drop_ref"])
+        return forward(net, *args, **kwargs)
+
+    monkeypatch.setattr(type(task.nets["generator"]), "forward", spy)
+    task.generator_loss(dict(task.nets), batch, step=0)
+    used = ~given["drop_ref"]
+    assert 0 < used.sum() < 8, "the draw should drop some references and keep others"
+    (shown,) = teacher.seen
+    assert torch.equal(shown, batch["reference"][used])
+    assert torch.equal(given["f_ref"][used], _Recorder()(batch["reference"])[0][used])
+    assert not given["f_ref"][~used].any()
 
 
 class _Teacher(torch.nn.Module):
@@ -185,6 +214,16 @@ def test_dt_normalize_spatial_distils_towards_the_normalised_targets():
     plain_task, _ = _recipe_task("flow.adv_weight=0")
     _, plain = plain_task.generator_loss(dict(plain_task.nets), batch, step=3)
     assert terms["loss/dt"] != pytest.approx(plain["loss/dt"], rel=1e-3)
+
+
+def test_a_single_distilled_level_has_the_only_projector_and_every_projector_weight_learns():
+    # DDP (find_unused_parameters off) needs a gradient for every parameter of a network each step.
+    task, batch = _recipe_task("flow.adv_weight=0", "flow.dt_weights=[0.5,0,0,0]", "flow.dt_kind=cosine")
+    assert list(task.nets["projectors"].heads) == ["0"]
+    loss, terms = task.generator_loss(dict(task.nets), batch, step=3)
+    loss.backward()
+    assert terms["dt/level0"] > 0 and [terms[f"dt/level{i}"] for i in (1, 2, 3)] == [0.0, 0.0, 0.0]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in task.nets["projectors"].parameters())
 
 
 def test_r1_adds_the_penalty_on_the_real_rows_to_the_discriminator_loss():

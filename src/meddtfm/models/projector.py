@@ -71,30 +71,43 @@ class Projector(nn.Module):
 
 
 class ProjectorSet(nn.Module):
-    """One ``Projector`` per level: bridge outputs ``[B_0, ..]`` -> teacher-shaped ``[P_0(B_0), ..]``.
+    """One ``Projector`` per distilled level: bridge outputs ``[B_0, ..]`` -> ``[P_0(B_0), ..]``, teacher-shaped.
 
     ``generator_channels`` and ``teacher_channels`` are per level, coarse to fine (for example
-    ``VelocityNet.level_channels`` and ``UKAN.feature_channels``).
+    ``VelocityNet.level_channels`` and ``UKAN.feature_channels``). ``levels`` (default: all) are the
+    levels that get a head, those with ``lambda_i > 0``: a level without one is neither computed nor
+    trained, and its output is None (under DDP every parameter must receive a gradient each step).
+
+    Example:
+        >>> import torch
+        >>> heads = ProjectorSet([64, 32], [128, 16], levels=[0])
+        >>> out = heads([torch.randn(2, 64, 4, 4), torch.randn(2, 32, 8, 8)], [(2, 128, 2, 2), (2, 16, 16, 16)])
+        >>> tuple(out[0].shape), out[1]
+        ((2, 128, 2, 2), None)
     """
 
     def __init__(self, generator_channels: Sequence[int], teacher_channels: Sequence[int], kind: str = "conv",
-                 hidden_ch: int | None = None, norm_groups: int = 32) -> None:
+                 hidden_ch: int | None = None, norm_groups: int = 32, levels: Sequence[int] | None = None) -> None:
         super().__init__()
         if len(generator_channels) != len(teacher_channels):
             raise ValueError(f"one teacher width per generator level needed, got {list(generator_channels)} "
                              f"and {list(teacher_channels)}")
-        self.heads = nn.ModuleList(
-            Projector(g, t, kind, hidden_ch, norm_groups) for g, t in zip(generator_channels, teacher_channels)
-        )
+        self.num_levels = len(generator_channels)
+        levels = range(self.num_levels) if levels is None else levels
+        if not levels or not all(0 <= i < self.num_levels for i in levels):
+            raise ValueError(f"levels must be a non-empty subset of 0..{self.num_levels - 1}, got {list(levels)}")
+        self.heads = nn.ModuleDict({str(i): Projector(generator_channels[i], teacher_channels[i], kind, hidden_ch,
+                                                      norm_groups) for i in sorted(set(levels))})
 
-    def forward(self, features: Sequence[Tensor], target_shapes: Sequence[Sequence[int]]) -> list[Tensor]:
+    def forward(self, features: Sequence[Tensor], target_shapes: Sequence[Sequence[int]]) -> list[Tensor | None]:
         """``target_shapes[i]``: ``E_i.shape`` ``(B, C, H, W)`` (channels checked) or just ``(H, W)``."""
-        if len(features) != len(self.heads) or len(target_shapes) != len(self.heads):
-            raise ValueError(f"need {len(self.heads)} features and target shapes, got {len(features)} and "
+        if len(features) != self.num_levels or len(target_shapes) != self.num_levels:
+            raise ValueError(f"need {self.num_levels} features and target shapes, got {len(features)} and "
                              f"{len(target_shapes)}")
-        out = []
-        for head, x, shape in zip(self.heads, features, target_shapes):
-            if len(shape) == 4 and shape[1] != head.out_ch:
+        out: list[Tensor | None] = []
+        for i, (x, shape) in enumerate(zip(features, target_shapes)):
+            head = self.heads[str(i)] if str(i) in self.heads else None
+            if head is not None and len(shape) == 4 and shape[1] != head.out_ch:
                 raise ValueError(f"target has {shape[1]} channels, projector gives {head.out_ch}")
-            out.append(head(x, tuple(shape[-2:])))
+            out.append(None if head is None else head(x, tuple(shape[-2:])))
         return out

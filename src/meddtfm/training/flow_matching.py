@@ -84,7 +84,8 @@ class MedDTFMTask:
         generator = build_generator(gen_cfg, dataset.num_channels, dataset.num_classes, ref_ch)
         self.nets = nn.ModuleDict({"generator": generator})
         if fc.distills:
-            self.nets["projectors"] = ProjectorSet(generator.level_channels, teacher.feature_channels, fc.projector)
+            self.nets["projectors"] = ProjectorSet(generator.level_channels, teacher.feature_channels, fc.projector,
+                                                   levels=[i for i, w in enumerate(fc.dt_weights) if w > 0])
         if fc.adv_weight > 0:
             self.nets["discriminator"] = MultiScalePatchGAN(dataset.num_channels, dataset.num_classes,
                                                              fc.disc_channels, fc.disc_layers, fc.disc_scales)
@@ -176,21 +177,25 @@ class MedDTFMTask:
 
     def _teacher_features(self, gen: nn.Module, batch: dict, draws: dict[str, Tensor], step: int
                           ) -> tuple[list[Tensor] | None, Tensor | None, Tensor | None]:
-        """``{E_i}(x1)`` when ``L_DT`` is on; ``f_ref = E_0(reference)`` and its per-row drop flags with the
-        reference path. One teacher pass over the targets and references together."""
+        """``{E_i}(x1)`` when ``L_DT`` is on; with the reference path, ``f_ref = E_0(reference)`` and the rows
+        that go without it (dropped for CFG, or no reference). One teacher pass over the targets and the
+        references actually used; a row without one gets zeros in ``f_ref`` (the generator swaps in its null)."""
         x1, want_dt, want_ref = batch["image"], self.dt.active(step), gen_ref(gen)
         if want_ref and "reference" not in batch:
             raise ValueError("the reference path trains on other images of the same subject; this batch has none "
                              "(MedDTFMTask attaches them to the dataset it is given)")
-        inputs = ([x1] if want_dt else []) + ([batch["reference"]] if want_ref else [])
-        if not inputs:
-            return None, None, None
-        feats = self.teacher(torch.cat(inputs))
+        drop = draws["drop_ref"] | ~batch["has_reference"].bool() if want_ref else None
+        inputs = ([x1] if want_dt else []) + ([batch["reference"][~drop]] if want_ref else [])
+        feats = self.teacher(torch.cat(inputs)) if sum(len(x) for x in inputs) else None
         b = x1.shape[0]
         teacher_feats = [f[:b] for f in feats] if want_dt else None
         if not want_ref:
             return teacher_feats, None, None
-        return teacher_feats, feats[0][-b:], draws["drop_ref"] | ~batch["has_reference"].bool()
+        stride = self.teacher.feature_strides[0]
+        f_ref = x1.new_zeros(b, self.teacher.feature_channels[0], x1.shape[-2] // stride, x1.shape[-1] // stride)
+        if (~drop).any():
+            f_ref[~drop] = feats[0][-int((~drop).sum()):]
+        return teacher_feats, f_ref, drop
 
     def adversarial_rows(self, batch: dict, draws: dict[str, Tensor]) -> Tensor:
         """``(B,)`` bool: rows whose real mask reached the generator unchanged (not dropped, no class ablated)

@@ -53,8 +53,9 @@ class DistillationLoss:
     def active(self, step: int) -> bool:
         return any(w > 0 for w in self.weights) and (self.stop_step <= 0 or step < self.stop_step)
 
-    def __call__(self, projected: list[Tensor], teacher: list[Tensor]) -> tuple[Tensor, list[float]]:
-        total, levels = projected[0].new_zeros(()).float(), []
+    def __call__(self, projected: list[Tensor | None], teacher: list[Tensor]) -> tuple[Tensor, list[float]]:
+        """``projected[i]``: ``P_i(B_i)`` in ``E_i``'s shape, or None at a level with ``lambda_i = 0``."""
+        total, levels = teacher[0].new_zeros(()).float(), []
         for w, p, e in zip(self.weights, projected, teacher):
             if w <= 0:
                 levels.append(0.0)
