@@ -8,7 +8,7 @@ from meddtfm.training.losses import (
     FlowMatchingLoss,
     OneStepImageLoss,
     R1Penalty,
-    feature_matching,
+    discriminator_feature_loss,
     spatial_normalize,
 )
 
@@ -54,7 +54,7 @@ def test_multiscale_discriminator_conditions_on_mask():
     assert len(out) == 2 and out[1][-1].shape[-1] < out[0][-1].shape[-1]
     other = d(img, torch.ones(2, 2, 32, 32))
     assert not torch.allclose(out[0][-1], other[0][-1])
-    assert feature_matching(out, out) == 0 and feature_matching(out, other) > 0
+    assert discriminator_feature_loss(out, out) == 0 and discriminator_feature_loss(out, other) > 0
 
 
 def test_spatial_normalize_centres_and_scales_each_channel_over_positions():

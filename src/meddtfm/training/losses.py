@@ -188,12 +188,6 @@ class OneStepImageLoss:
         return _rows_mean(per_row, t >= self.min_t)
 
 
-def feature_matching(real: list[list[Tensor]], fake: list[list[Tensor]]) -> Tensor:
-    """pix2pixHD's discriminator feature-matching L1, averaged over scales and layers (logits excluded)."""
-    terms = [F.l1_loss(f, r.detach()) for rs, fs in zip(real, fake) for r, f in zip(rs[:-1], fs[:-1])]
-    return torch.stack(terms).mean()
-
-
 def _layer_weights(weights: float | Sequence[float], count: int) -> list[float]:
     return [float(weights)] * count if isinstance(weights, (int, float)) else list(weights)
 
