@@ -217,6 +217,8 @@ def test_bad_requests_are_named_before_any_work(tmp_path, args, message):
     ({"name": "bad", "overrides": ["data.resolution=16"]}, "variant bad changes the data the variants are scored on"),
     ({"name": "eval"}, "none of teacher, segmenter, eval"),
     ({"description": "no name"}, "missing mandatory value: name"),
+    ("nosuch", "invalid variants file"),
+    ("nosuch", "unknown recipe 'nosuch'; choose from paper, nodt, bottleneck_cos"),
 ])
 def test_a_bad_variant_is_named_before_any_work(tmp_path, variant, message):
     variants = _variants_file(tmp_path / "v.yaml", [PAPER, variant])

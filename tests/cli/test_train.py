@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from meddtfm.cli.main import cli
-from meddtfm.config import DataConfig
+from meddtfm.config import DataConfig, load_config
 from meddtfm.data import build_dataset
 
 from ..evaluation.conftest import segmenter_checkpoint
@@ -51,3 +51,19 @@ def test_a_teacher_of_the_same_split_trains(tmp_path: Path, teacher: Path) -> No
     result = _train(tmp_path, teacher, "data.root=/data/moved")  # the root may move: it decides no split
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "final.safetensors").is_file()
+
+
+def test_train_recipe_applies_before_set_and_is_recorded(tmp_path: Path) -> None:
+    args = [a for o in (*RUN, "flow.reference=true", "flow.reference_source=none") for a in ("--set", o)]
+    result = CliRunner().invoke(cli, ["train", "--recipe", "nodt", *args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    flow = load_config(tmp_path / "run" / "config.yaml").flow
+    assert flow.dt_weights == [0, 0, 0, 0] and flow.reference, "the recipe's L_DT weights, --set's reference"
+    assert (tmp_path / "run" / "final.safetensors").is_file()
+
+
+def test_train_refuses_an_unknown_recipe(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["train", "--recipe", "nosuch", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "Invalid value for '--recipe': 'nosuch' is not one of 'paper', 'nodt'" \
+        in result.output, result.output
+    assert not (tmp_path / "run").exists()

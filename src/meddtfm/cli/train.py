@@ -123,7 +123,7 @@ def run_training(cfg: Config, out: Path, model: str = "meddtfm", resume: Path | 
 
 
 @click.command("train")
-@run_options(default_out="runs/train")
+@run_options(default_out="runs/train", recipe=True)
 @click.option("--model", type=click.Choice(GENERATORS.names()), default="meddtfm", show_default=True,
               help=f"The generator: {GENERATORS.describe()}.")
 @_resume_option

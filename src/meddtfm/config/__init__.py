@@ -17,11 +17,12 @@ from .baselines import GANConfig, MedGANConfig, Pix2PixHDConfig
 from .datasets import DATASETS
 from .errors import ConfigError, check_choice
 from .few_step import FEW_STEP_METHODS, FewStepConfig
+from .recipes import RECIPES, recipe_overrides
 from .shipped import config_names, find_config
 
-__all__ = ["FEW_STEP_METHODS", "Config", "ConfigError", "DataConfig", "EncoderConfig", "FewStepConfig", "FlowConfig",
-           "GANConfig", "GeneratorConfig", "MedGANConfig", "Pix2PixHDConfig", "TrainConfig", "config_names",
-           "find_config", "load_config", "save_config", "to_dict"]
+__all__ = ["FEW_STEP_METHODS", "RECIPES", "Config", "ConfigError", "DataConfig", "EncoderConfig", "FewStepConfig",
+           "FlowConfig", "GANConfig", "GeneratorConfig", "MedGANConfig", "Pix2PixHDConfig", "TrainConfig",
+           "config_names", "find_config", "load_config", "save_config", "to_dict"]
 
 SLICE_SELECTIONS = ("tumour", "healthy", "brain", "all")
 BAD_SAMPLE_POLICIES = ("error", "skip")
@@ -252,12 +253,16 @@ class Config:
     few_step: FewStepConfig = field(default_factory=FewStepConfig)
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), seed: int | None = None) -> Config:
-    """Defaults <- YAML file <- ``key.path=value`` overrides <- ``seed``; returns a validated ``Config``.
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), seed: int | None = None,
+                recipe: str | None = None) -> Config:
+    """Defaults <- YAML file <- ``recipe`` <- ``key.path=value`` overrides <- ``seed``; a validated ``Config``.
 
-    ``path`` is a YAML file or the name of a shipped config (``lgg``: ``meddtfm/configs/lgg.yaml``).
+    ``path`` is a YAML file or the name of a shipped config (``lgg``: ``meddtfm/configs/lgg.yaml``);
+    ``recipe`` names a training recipe of ``RECIPES`` (``paper``, ``nodt``, ``bottleneck_cos``, ...).
     """
     merged = OmegaConf.structured(Config)
+    if recipe is not None:
+        overrides = [*recipe_overrides(recipe), *overrides]
     try:
         if path is not None:
             path = find_config(path)

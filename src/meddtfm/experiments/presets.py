@@ -8,12 +8,13 @@ directory, as ``--set data.root=...`` is.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..config import ConfigError
@@ -85,14 +86,21 @@ def preset_names(study: str) -> list[str]:
     return sorted(p.stem for p in preset_folder(study).glob("*.yaml"))
 
 
-def read_preset(study: str, name: str, schema: type[Preset]) -> tuple[Preset, Path]:
-    """The shipped preset ``name`` of ``study``, or the YAML file ``name``, and its file; ``ConfigError`` if not."""
+def read_preset(study: str, name: str, schema: type[Preset],
+                prepare: Callable[[DictConfig], None] | None = None) -> tuple[Preset, Path]:
+    """The shipped preset ``name`` of ``study``, or the YAML file ``name``, and its file; ``ConfigError`` if not.
+
+    ``prepare`` may rewrite the loaded YAML in place before it is checked against ``schema``.
+    """
     path = Path(name) if name.endswith((".yaml", ".yml")) else preset_folder(study) / f"{name}.yaml"
     if not path.is_file():
         choices = ", ".join(preset_names(study))
         raise ConfigError(f"unknown preset {name!r}: choose one of {choices} or give a YAML file")
     try:
-        preset = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(path)))
+        raw = OmegaConf.load(path)
+        if prepare is not None:
+            prepare(raw)  # type: ignore[arg-type]
+        preset = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), raw))
     except (OmegaConfBaseException, yaml.YAMLError, ConfigError) as err:
         raise ConfigError(f"invalid preset {path}: {err}") from err
     return preset, path  # type: ignore[return-value]

@@ -2,10 +2,12 @@
 its variants.
 
 A variant is a name, a one-line description and ``key.path=value`` overrides on top of the preset's base
-config (the dataset's config, ``common``, the dataset's overrides, the budget); ``--variants FILE`` replaces
-the preset's list with a YAML list of such entries. The reference variant is ``reference`` (the paper's form)
-when the list has it, else the first. Each run of training seed ``k`` is scored with sampling seed ``k``,
-so ``evaluation.seeds`` is not a key of this study; ``evaluation.split`` must be ``val``.
+config (the dataset's config, ``common``, the dataset's overrides, the budget), or just the name of a
+training recipe (``config.RECIPES``: ``- bottleneck_cos``), which stands for that recipe's description and
+overrides; ``--variants FILE`` replaces the preset's list with a YAML list of such entries. The reference
+variant is ``reference`` (the paper's form) when the list has it, else the first. Each run of training
+seed ``k`` is scored with sampling seed ``k``, so ``evaluation.seeds`` is not a key of this study;
+``evaluation.split`` must be ``val``.
 """
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ...config import ConfigError
+from ...config import RECIPES, ConfigError
+from ...config.recipes import recipe_overrides
 from .. import presets
 from ..columns import METRIC_NAMES
 from ..presets import EvalSpec
@@ -62,15 +65,31 @@ def check_variants(variants: list[Variant], where: str) -> None:
                           f"{', '.join(RESERVED)} (bad: {bad}, repeated: {twice})")
 
 
+def from_recipes(entries: list) -> list:
+    """Variant entries with each bare name replaced by the recipe of that name (``ConfigError`` if unknown)."""
+    return [_recipe_variant(e) if isinstance(e, str) else e for e in entries]
+
+
+def _recipe_variant(name: str) -> dict:
+    overrides = recipe_overrides(name)  # first: a ConfigError that lists the recipes
+    return {"name": name, "description": RECIPES.entry(name).description, "overrides": overrides}
+
+
+def _variants_from_recipes(raw: DictConfig) -> None:
+    if OmegaConf.is_list(raw.get("variants")):
+        raw.variants = from_recipes(list(raw.variants))
+
+
 def read_variants(path: str | Path) -> list[Variant]:
     """The YAML list of variants in ``path`` (``--variants FILE``); ``ConfigError`` names what is wrong."""
     try:
         entries = OmegaConf.load(path)
         if not OmegaConf.is_list(entries):
-            raise ConfigError(f"{path}: expected a YAML list of variants (- name: ..., description: ..., "
-                              "overrides: [key.path=value, ...])")
-        variants = [OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Variant), e)) for e in entries]
-    except (OmegaConfBaseException, yaml.YAMLError, OSError) as err:
+            raise ConfigError("expected a YAML list of variants (- name: ..., description: ..., "
+                              "overrides: [key.path=value, ...]) or of recipe names (- bottleneck_cos)")
+        variants = [OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Variant), e))
+                    for e in from_recipes(list(entries))]
+    except (OmegaConfBaseException, yaml.YAMLError, OSError, ConfigError) as err:
         raise ConfigError(f"invalid variants file {path}: {err}") from err
     check_variants(variants, str(path))  # type: ignore[arg-type]
     return variants  # type: ignore[return-value]
@@ -78,7 +97,7 @@ def read_variants(path: str | Path) -> list[Variant]:
 
 def load_preset(name: str) -> Preset:
     """The shipped preset ``name``, or the YAML file ``name``; ``ConfigError`` names what is wrong."""
-    preset, path = presets.read_preset(STUDY, name, Preset)
+    preset, path = presets.read_preset(STUDY, name, Preset, _variants_from_recipes)
     raw = OmegaConf.load(path)
     if "seeds" in raw.get("evaluation", {}):
         raise ConfigError(f"invalid preset {path}: the run of training seed k samples with seed k; give the training "
