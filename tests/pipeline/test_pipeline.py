@@ -52,7 +52,8 @@ def test_masks_as_tensor_array_pil_file_and_list_agree(pipe: MedDTFMPipeline, tm
     images = [pipe(masks=form, nfe=2, seed=3).images for form in forms]
     assert all(torch.equal(images[0], x) for x in images[1:])
     batch = pipe(masks=[labels, tmp_path / "m.png"], nfe=2, seed=3)
-    assert batch.images.shape[0] == 2 and torch.equal(batch.images[:1], images[0])
+    assert batch.images.shape[0] == 2  # same mask and seed; a batch of 2 may round differently from one of 1
+    torch.testing.assert_close(batch.images[:1], images[0], rtol=0, atol=1e-5)
     assert pipe(masks=labels, nfe=2, seed=0, num_images=3).images.shape[0] == 3, "one mask for every sample"
 
 
