@@ -17,7 +17,7 @@ from .baselines import GANConfig, MedGANConfig, Pix2PixHDConfig
 from .datasets import DATASETS
 from .errors import ConfigError, check_choice
 from .few_step import FEW_STEP_METHODS, FewStepConfig
-from .recipes import RECIPES, recipe_overrides
+from .recipes import RECIPES, find_recipe
 from .shipped import config_names, find_config
 
 __all__ = ["FEW_STEP_METHODS", "RECIPES", "Config", "ConfigError", "DataConfig", "EncoderConfig", "FewStepConfig",
@@ -262,7 +262,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), s
     """
     merged = OmegaConf.structured(Config)
     if recipe is not None:
-        overrides = [*recipe_overrides(recipe), *overrides]
+        overrides = [*find_recipe(recipe).value, *overrides]
     try:
         if path is not None:
             path = find_config(path)

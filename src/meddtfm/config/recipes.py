@@ -12,7 +12,7 @@ name is the recipe of that name); ``benchmarks.recipes`` times them. Recipes tie
 """
 from __future__ import annotations
 
-from ..registry import Registry, UnknownNameError
+from ..registry import Entry, Registry, UnknownNameError
 from .errors import ConfigError
 
 RECIPES: Registry[tuple[str, ...]] = Registry("recipe")
@@ -38,9 +38,10 @@ RECIPES.add("x1_huber", "pseudo-Huber loss on the one-step estimate x1_hat for t
 RECIPES.add("raw", "sample, validate and export the raw generator instead of its EMA", ("flow.ema=false",))
 
 
-def recipe_overrides(name: str) -> list[str]:
-    """The ``key.path=value`` overrides of recipe ``name``; ``ConfigError`` lists the recipes if it is unknown."""
+def find_recipe(name: str) -> Entry[tuple[str, ...]]:
+    """Recipe ``name`` (its ``description`` and, as ``value``, its ``key.path=value`` overrides); ``ConfigError``
+    lists the recipes if it is unknown."""
     try:
-        return list(RECIPES[name])
+        return RECIPES.entry(name)
     except UnknownNameError as err:
         raise ConfigError(str(err)) from None

@@ -19,8 +19,8 @@ import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ...config import RECIPES, ConfigError
-from ...config.recipes import recipe_overrides
+from ...config import ConfigError
+from ...config.recipes import find_recipe
 from .. import presets
 from ..columns import METRIC_NAMES
 from ..presets import EvalSpec
@@ -71,8 +71,8 @@ def from_recipes(entries: list) -> list:
 
 
 def _recipe_variant(name: str) -> dict:
-    overrides = recipe_overrides(name)  # first: a ConfigError that lists the recipes
-    return {"name": name, "description": RECIPES.entry(name).description, "overrides": overrides}
+    recipe = find_recipe(name)
+    return {"name": name, "description": recipe.description, "overrides": list(recipe.value)}
 
 
 def _variants_from_recipes(raw: DictConfig) -> None:
