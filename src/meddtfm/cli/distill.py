@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from omegaconf import OmegaConf
 
-from ..config import FEW_STEP_METHODS, Config, ConfigError, FlowConfig, GeneratorConfig, save_config
+from ..config import FEW_STEP_METHODS, Config, ConfigError, save_config
 from .common import run_options
 from .train import _config_of_checkpoints, _drop_checkpoints, _resume_option
 
@@ -38,25 +37,20 @@ def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
         raise click.BadParameter(f"expected step counts like 1,2,4, got {value!r}") from err
 
 
-def _section(cls: type, values: dict | None):
-    """A config section from a weights file's metadata (keys it lacks take their defaults)."""
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), values or {}))
-
-
 def distillation_config(cfg: Config, base: BaseFlow, method: str | None, steps: list[int] | None,
                         config_path: str | None, overrides: tuple[str, ...]) -> Config:
     """``cfg`` with the base flow's data (its split; ``--config`` / ``--set`` may change other ``data.*`` keys),
     generator and flow sections, the command's method and steps, and ``train.steps`` / ``train.lr`` from
     ``few_step.iterations`` / ``few_step.lr``."""
     from ..synthesis import training_data_config
+    from ..training.few_step import recorded_sections
 
     chosen = {**({"method": method} if method else {}), **({"steps": steps} if steps else {})}
     fs = dataclasses.replace(cfg.few_step, checkpoint=str(base.path), **chosen)
     data = training_data_config(base.meta["data"], config_path, overrides, base.path)
-    return dataclasses.replace(cfg, data=data, few_step=fs,
-                               train=dataclasses.replace(cfg.train, steps=fs.iterations, lr=fs.lr),
-                               generator=_section(GeneratorConfig, base.meta["generator"]),
-                               flow=_section(FlowConfig, base.meta.get("flow")))
+    generator, flow = recorded_sections(base.meta)
+    return dataclasses.replace(cfg, data=data, few_step=fs, generator=generator, flow=flow,
+                               train=dataclasses.replace(cfg.train, steps=fs.iterations, lr=fs.lr))
 
 
 def run_distillation(cfg: Config, out: Path, checkpoint: str | Path, method: str | None = None,
@@ -104,6 +98,16 @@ def run_distillation(cfg: Config, out: Path, checkpoint: str | Path, method: str
         record = json.loads((out / RESULT_FILE).read_text())
         atomic_write_text(out / RESULT_FILE, json.dumps({**record, **budget}) + "\n")
     return result, env, budget
+
+
+def run_planned_distillation(cfg: Config, out: Path) -> tuple[TrainResult, DistEnv]:
+    """A study's distillation: ``cfg`` is the whole run config, ``few_step.checkpoint`` the base flow. It is read
+    as ``distill-steps --config OUT/requested.yaml`` reads it, the way a study's child process runs it."""
+    from ..experiments.parallel import REQUESTED
+
+    save_config(cfg, out / REQUESTED)
+    result, env, _ = run_distillation(cfg, out, str(cfg.few_step.checkpoint), config_path=str(out / REQUESTED))
+    return result, env
 
 
 @click.command("distill-steps")

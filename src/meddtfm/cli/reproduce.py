@@ -1,14 +1,16 @@
-"""``meddtfm reproduce table1 | ablation``: the options of the studies in ``meddtfm.experiments``."""
+"""``meddtfm reproduce table1 | ablation | utility | fewstep``: the options of the studies (``meddtfm.experiments``)."""
 from __future__ import annotations
 
 import click
 
 from ..config import ConfigError
 from ..experiments.ablation.preset import preset_names as ablation_presets
+from ..experiments.fewstep.preset import STUDY as FEWSTEP
 from ..experiments.presets import preset_names as study_presets
 from ..experiments.runs import Trainers
 from ..experiments.table1.preset import preset_names
 from ..experiments.utility.preset import STUDY as UTILITY
+from .distill import run_planned_distillation
 from .train import run_pretraining, run_training
 
 
@@ -137,5 +139,43 @@ def utility(preset: str, out: str, datasets: str | None, generators: str | None,
         raise click.UsageError(str(err)) from err
     try:
         click.echo(study.run(Trainers(pretrain=run_pretraining, generator=run_training)))
+    except TrainingFailed as err:
+        raise click.ClickException(str(err)) from err
+
+
+@reproduce.command("fewstep")
+@click.option("--preset", required=True, help=f"Preset: {' | '.join(study_presets(FEWSTEP))} (shipped in "
+              "meddtfm/experiments/fewstep/presets/; the header of each says how long it runs), or a YAML file.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder; finished runs in it are reused, interrupted ones resumed.")
+@click.option("--datasets", default=None, help="Comma-separated subset of the preset's datasets.")
+@click.option("--methods", default=None, metavar="NAME,NAME",
+              help="Comma-separated subset of the preset's few-step methods (adversarial, meanflow, reflow).")
+@click.option("--set", "overrides", multiple=True, metavar="[DATASET:]KEY.PATH=VALUE",
+              help="Override a config value of every run (of one dataset with DATASET:) (repeatable).")
+@click.option("--seed", type=int, default=None,
+              help="Seed of every run (initialisation, data order); the splits follow data.split_seed.")
+@click.option("--teacher", multiple=True, metavar="[DATASET=]FILE",
+              help="A pretrained U-KAN teacher (skips its stage).")
+@click.option("--segmenter", multiple=True, metavar="[DATASET=]FILE",
+              help="A pretrained evaluation U-Net, pretrain-encoder --model unet (skips its stage).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Trainings at once, each a child process with cores/N threads and its log in RUN/train.log.")
+def fewstep(preset: str, out: str, datasets: str | None, methods: str | None, overrides: tuple[str, ...],
+            seed: int | None, teacher: tuple[str, ...], segmenter: tuple[str, ...], jobs: int) -> None:
+    """Train a flow and a GAN at one budget, distil the flow into 1- to few-step students (distill-steps), score
+    the flow at each NFE, every student at each of its step counts and the GAN's pass on the same samples; write
+    OUT/fewstep.md and fewstep.csv (FRD, SSIM, Dice, images per second, training images).
+    """
+    from ..experiments.fewstep import FewStep
+    from ..experiments.parallel import TrainingFailed
+
+    try:
+        study = FewStep.prepare(preset, out, datasets, methods, overrides, seed, teacher, segmenter, jobs)
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from err
+    try:
+        click.echo(study.run(Trainers(pretrain=run_pretraining, generator=run_training,
+                                      distill=run_planned_distillation)))
     except TrainingFailed as err:
         raise click.ClickException(str(err)) from err

@@ -29,6 +29,8 @@ from .columns import sequence_label
 from .figures import GridRow
 from .presets import EvalSpec
 
+Sampler = tuple[int, str]  # (NFE, solver): how a flow is integrated; a few-step model's solver is "auto"
+
 
 def mri_sequences(channel_names: Sequence[str]) -> tuple[str, ...]:
     """The channels of a multi-channel MRI image, each scored and shown on its own; none for 1 channel or RGB."""
@@ -67,10 +69,12 @@ class Scorer:
         return Evaluation(Setup(self.metrics, d.channel_names, d.class_names, self.workdir, seg, net,
                                 self.spec.frd_version, grid_dir=grid_dir))
 
-    def generator(self, path: Path):
-        """``generate(batch, seed)`` of a weights file (noise-based), checked against the dataset."""
+    def generator(self, path: Path, sampler: Sampler | None = None):
+        """``generate(batch, seed)`` of a weights file (noise-based), checked against the dataset; ``sampler``
+        (NFE, solver) replaces the spec's."""
         s = self.spec
-        generate, info = load_generate(path, "noise", self.device, nfe=s.nfe, solver=s.solver, cfg_mask=s.cfg)
+        nfe, solver = sampler or (s.nfe, s.solver)
+        generate, info = load_generate(path, "noise", self.device, nfe=nfe, solver=solver, cfg_mask=s.cfg)
         if tuple(info["channel_names"]) != tuple(self.dataset.channel_names):
             raise CheckpointError(f"{path} makes channels {info['channel_names']}, the data has "
                                   f"{list(self.dataset.channel_names)}")
@@ -90,13 +94,14 @@ class Comparison:
 
 
 def compare(scorer: Scorer, weights: dict[str, Path], grid_dir: Path | None = None,
-            seeds: Mapping[str, Sequence[int]] | None = None) -> Comparison:
+            seeds: Mapping[str, Sequence[int]] | None = None,
+            samplers: Mapping[str, Sampler] | None = None) -> Comparison:
     """Every generator in ``weights`` (method -> weights file) over the same samples, each with the sampling
-    seeds ``seeds[method]`` (default: the spec's)."""
+    seeds ``seeds[method]`` (default: the spec's) and the sampler ``samplers[method]`` (default: the spec's)."""
     evaluation, loader = scorer.evaluation(grid_dir), scorer.loader(scorer.spec.limit)
     runs: dict[str, dict[str, dict[str, float]]] = {}
     for i, (method, path) in enumerate(weights.items()):
-        generate, info = scorer.generator(path)
+        generate, info = scorer.generator(path, (samplers or {}).get(method))
         runs[method] = {}
         method_seeds = scorer.spec.seeds if seeds is None else seeds[method]
         for j, seed in enumerate(method_seeds):

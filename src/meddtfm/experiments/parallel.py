@@ -1,12 +1,13 @@
-"""Several training runs at once, each a ``meddtfm train`` / ``pretrain-encoder`` child process of its folder.
+"""Several training runs at once, each a ``meddtfm train`` / ``pretrain-encoder`` / ``distill-steps`` child process.
 
 ``train_all`` trains runs up to ``jobs`` at a time. With one job it trains them one after the other in
 this process (``runs.train_unless_finished``, as Table 1 does; an error stops the study). With more, each
 unfinished run is the child ``python -m meddtfm train --model M --config RUN/requested.yaml --out RUN``
-(``pretrain-encoder`` for the segmenters): the run folder's config is the contract, and the child resumes
-from the folder's checkpoints as the command always does. A child gets ``OMP_NUM_THREADS`` = usable cores
-// jobs (at least 1), the same ``meddtfm`` package as this process, and writes its output and progress bar
-to ``RUN/train.log``; a child that fails is reported with that log, and the others go on.
+(``pretrain-encoder`` for the segmenters, ``distill-steps --checkpoint FLOW`` for a few-step run): the run
+folder's config is the contract, and the child resumes from the folder's checkpoints as the command always
+does. A child gets ``OMP_NUM_THREADS`` = usable cores // jobs (at least 1), the same ``meddtfm`` package as
+this process, and writes its output and progress bar to ``RUN/train.log``; a child that fails is reported
+with that log, and the others go on.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from ..config import save_config
 from ..data.base import usable_cpus
-from .runs import SEGMENTERS, Run, Trainers, finished, train_unless_finished
+from .runs import FEW_STEP, SEGMENTERS, Run, Trainers, finished, train_unless_finished
 
 log = logging.getLogger(__name__)
 REQUESTED = "requested.yaml"  # the config a child is started with (it writes its own config.yaml from it)
@@ -61,9 +62,11 @@ class _Child:
 
 def child_command(run: Run) -> list[str]:
     """The command line that trains ``run`` from ``RUN/requested.yaml`` into ``RUN``."""
-    command = "pretrain-encoder" if run.model in SEGMENTERS else "train"
-    return [sys.executable, "-m", "meddtfm", command, "--model", run.model,
-            "--config", str(run.out / REQUESTED), "--out", str(run.out)]
+    if run.model == FEW_STEP:
+        command = ["distill-steps", "--checkpoint", str(run.cfg.few_step.checkpoint)]
+    else:
+        command = ["pretrain-encoder" if run.model in SEGMENTERS else "train", "--model", run.model]
+    return [sys.executable, "-m", "meddtfm", *command, "--config", str(run.out / REQUESTED), "--out", str(run.out)]
 
 
 def child_env(jobs: int) -> dict[str, str]:

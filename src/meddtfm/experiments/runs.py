@@ -21,11 +21,13 @@ from ..training.resume import config_changes
 
 log = logging.getLogger(__name__)
 SEGMENTERS = ("ukan", "unet")  # pretrain-encoder's models; every other run is a meddtfm train --model
+FEW_STEP = "few-step"  # a meddtfm distill-steps run: its config's few_step section names the flow and the method
 
 
 @dataclass
 class Run:
-    """One training run: its resolved config, folder, and ``ukan`` | ``unet`` | a ``meddtfm train --model``."""
+    """One training run: its resolved config, folder, and ``ukan`` | ``unet`` | ``few-step`` | a ``meddtfm train
+    --model``."""
 
     cfg: Config
     out: Path
@@ -34,10 +36,11 @@ class Run:
 
 @dataclass(frozen=True)
 class Trainers:
-    """The work of ``pretrain-encoder`` and of ``train``: the CLI owns both and hands them to a study."""
+    """The work of ``pretrain-encoder``, ``train`` and ``distill-steps``: the CLI owns it and hands it to a study."""
 
     pretrain: Callable[[Config, Path], tuple[TrainResult, Any]]
     generator: Callable[[Config, Path, str], tuple[TrainResult, Any]]
+    distill: Callable[[Config, Path], tuple[TrainResult, Any]] | None = None
 
 
 def _reached_its_steps(run: Run) -> bool:
@@ -83,6 +86,10 @@ def train_unless_finished(run: Run, what: str, trainers: Trainers) -> dict:
     save_config(run.cfg, run.out / "config.yaml")
     if run.model in SEGMENTERS:
         result, _ = trainers.pretrain(run.cfg, run.out)
+    elif run.model == FEW_STEP:
+        if trainers.distill is None:
+            raise ValueError(f"{what}: a few-step run needs Trainers.distill")
+        result, _ = trainers.distill(run.cfg, run.out)
     else:
         result, _ = trainers.generator(run.cfg, run.out, run.model)
     return {"step": result.step, "seconds": result.seconds}

@@ -19,6 +19,16 @@ def pick_datasets(preset: str, offered: Sequence[str], wanted: str | None) -> li
     return names
 
 
+def pick_subset(option: str, offered: Sequence[str], wanted: str | None) -> list[str]:
+    """The comma-separated ``wanted`` subset (``OPTION a,b``) of the preset's list ``offered`` (None: all of it)."""
+    if wanted is None:
+        return list(offered)
+    names = [n.strip() for n in wanted.split(",") if n.strip()]
+    if not names or set(names) - set(offered):
+        raise ConfigError(f"{option} {wanted}: choose among {', '.join(offered)}")
+    return names
+
+
 def scoped_overrides(overrides: Sequence[str], names: list[str]) -> dict[str, list[str]]:
     """``--set [DATASET:]key=value`` -> dataset -> its overrides, in the order given."""
     out: dict[str, list[str]] = {n: [] for n in names}

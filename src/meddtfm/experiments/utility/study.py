@@ -29,7 +29,7 @@ from ...training.distributed import pick_device
 from ..figures import bar_chart, save_column
 from ..parallel import TrainingFailed, train_all
 from ..runs import Trainers, check_reuse
-from ..scope import pick_datasets, scoped_overrides
+from ..scope import pick_datasets, pick_subset, scoped_overrides
 from .plan import Plan, Synthetic, plan_dataset
 from .preset import Preset, load_preset
 from .tables import mean_std, write_tables
@@ -53,11 +53,7 @@ class Utility:
                 overrides: Sequence[str], jobs: int = 1) -> Utility:
         """Resolve and check the request, train nothing."""
         preset = load_preset(name)
-        if generators is not None:
-            wanted = [g.strip() for g in generators.split(",") if g.strip()]
-            if not wanted or set(wanted) - set(preset.generators):
-                raise ConfigError(f"--generators {generators}: choose among {', '.join(preset.generators)}")
-            preset.generators = wanted
+        preset.generators = pick_subset("--generators", preset.generators, generators)
         if jobs < 1:
             raise ConfigError(f"--jobs {jobs}: give at least 1")
         names = pick_datasets(name, list(preset.datasets), datasets)

@@ -2,7 +2,7 @@
 
 | module | what lives there |
 |---|---|
-| ``base`` | ``load_base_flow``, ``FewStepTask``: student from the flow, frozen teacher, conditions, export |
+| ``base`` | ``load_base_flow``, ``recorded_sections``, ``FewStepTask``: the student from the flow, export |
 | ``teacher`` | ``TeacherTargets``: the teacher's many-step outputs per (sample, noise), cached |
 | ``adversarial`` | ``AdversarialTask``: k Euler steps judged by a PatchGAN (hinge + R1), plus a teacher term |
 | ``reflow`` | ``ReflowTask``: the velocity loss on the teacher's straight couplings |
@@ -15,7 +15,7 @@ from __future__ import annotations
 from ...config import FEW_STEP_METHODS, Config
 from ...data.base import MedicalDataset
 from ..distributed import DistEnv
-from .base import BaseFlow, FewStepTask, load_base_flow
+from .base import BaseFlow, FewStepTask, load_base_flow, recorded_sections
 
 
 def build_task(cfg: Config, dataset: MedicalDataset, env: DistEnv, base: BaseFlow) -> FewStepTask:
@@ -23,4 +23,4 @@ def build_task(cfg: Config, dataset: MedicalDataset, env: DistEnv, base: BaseFlo
     return FEW_STEP_METHODS[cfg.few_step.method](cfg, dataset, env, base)
 
 
-__all__ = ["BaseFlow", "FewStepTask", "build_task", "load_base_flow"]
+__all__ = ["BaseFlow", "FewStepTask", "build_task", "load_base_flow", "recorded_sections"]

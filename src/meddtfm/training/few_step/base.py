@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from ...checkpoint import CheckpointError
-from ...config import Config, to_dict
+from ...config import Config, FlowConfig, GeneratorConfig, to_dict
 from ...data.base import MedicalDataset
 from ...flow.few_step import FewStep, few_step_sample
 from ...flow.sampling import ConditionInputs, Guidance, SolverSpec
@@ -45,6 +46,15 @@ class BaseFlow:
         if "images" in self.meta:
             return int(self.meta["images"])
         return int(self.meta.get("step", 0)) * int(self.meta["data"]["batch_size"])
+
+
+def recorded_sections(meta: dict) -> tuple[GeneratorConfig, FlowConfig]:
+    """The generator and flow sections a flow's weights record (``meta``); a student keeps both. Keys the
+    record lacks take their defaults; the generator's is the network as built (``vocab_size`` 0 without captions)."""
+    def section(cls: type, values: dict | None):
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), values or {}))
+
+    return section(GeneratorConfig, meta["generator"]), section(FlowConfig, meta.get("flow"))
 
 
 def load_base_flow(path: str | Path) -> BaseFlow:
