@@ -24,8 +24,8 @@ RECIPES.add("bottleneck_cos", "L_DT at the bottleneck (level 0) only, 1 - cosine
             ("flow.dt_weights=[0.5,0,0,0]", "flow.dt_kind=cosine"))
 RECIPES.add("cosine", "L_DT at the 4 scales with 1 - cosine instead of L2 (the loss of bottleneck_cos, the sites of "
             "paper)", ("flow.dt_kind=cosine",))
-RECIPES.add("bottleneck_l2", "L_DT at the bottleneck (level 0) only, L2 (the site of bottleneck_cos, the loss of paper)",
-            ("flow.dt_weights=[0.5,0,0,0]",))
+RECIPES.add("bottleneck_l2", "L_DT at the bottleneck (level 0) only, L2 (the site of bottleneck_cos, the loss of "
+            "paper)", ("flow.dt_weights=[0.5,0,0,0]",))
 RECIPES.add("middle_cos", "L_DT at level 1 only, 1 - cosine", ("flow.dt_weights=[0,0.5,0,0]", "flow.dt_kind=cosine"))
 RECIPES.add("no_ref", "L_DT without the reference path of Eq. 6", ("flow.reference=false",))
 RECIPES.add("no_adv", "no adversarial loss (alpha = 0)", ("flow.adv_weight=0",))
