@@ -1,6 +1,6 @@
 """``meddtfm reproduce fewstep``: the ci preset end to end (segmenters, base flow, GAN, one student per method,
-every row scored on the same test samples, throughput), what each student is, reuse on a rerun, a student
-distilled in a child process, and bad requests named before any work."""
+every row scored on the same test samples, throughput), what each student is, reuse of runs and scores on a
+rerun, a student distilled in a child process, and bad requests named before any work."""
 import csv
 import shutil
 from pathlib import Path
@@ -72,14 +72,21 @@ def test_each_student_is_its_method_distilled_from_the_base_flow(ci):
         assert int(row["training_images"]) == 2 * 4 and float(row["budget_fraction"]) == pytest.approx(8 / 16)
 
 
-def test_a_rerun_reuses_every_run_and_a_child_process_distils_a_missing_student(ci):
+def test_a_rerun_reuses_runs_and_scores_and_a_child_process_distils_a_missing_student(ci):
     folder, _ = ci
+    first = {(r["generator"], r["nfe"]): r["FRD"] for r in _rows(folder.parent)}
     shutil.rmtree(folder / "reflow")
     kept = sorted(p for p in folder.rglob("final.safetensors"))
     before = {p: p.stat().st_mtime_ns for p in kept}
+    scores = {p.parent.name: p.stat().st_mtime_ns for p in (folder / "eval").glob("*/metrics.json")}
     result = _fewstep("--preset", "ci", "--out", str(folder.parent), "--jobs", "2")
     assert result.exit_code == 0, result.output
     assert {p: p.stat().st_mtime_ns for p in kept} == before
+    rescored = {k for k, t in scores.items() if (folder / "eval" / k / "metrics.json").stat().st_mtime_ns != t}
+    assert rescored == {"reflow-1", "reflow-2"}, "only the new student's rows are scored again"
+    again = {(r["generator"], r["nfe"]): r["FRD"] for r in _rows(folder.parent)}
+    assert {k: v for k, v in again.items() if k[0] != "reflow student"} == {
+        k: v for k, v in first.items() if k[0] != "reflow student"}
     assert "distilled for 2 steps" in (folder / "reflow" / "train.log").read_text(), "by the child distill-steps"
     FewStep.prepare("ci", folder.parent, None, None, [], None, [], [])  # its saved config is the planned one
 

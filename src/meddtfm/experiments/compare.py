@@ -29,7 +29,7 @@ from .columns import sequence_label
 from .figures import GridRow
 from .presets import EvalSpec
 
-Sampler = tuple[int, str]  # (NFE, solver): how a flow is integrated; a few-step model's solver is "auto"
+Integration = tuple[int, str]  # (NFE, solver) of a flow; a few-step model's solver is "auto"
 
 
 def mri_sequences(channel_names: Sequence[str]) -> tuple[str, ...]:
@@ -69,7 +69,7 @@ class Scorer:
         return Evaluation(Setup(self.metrics, d.channel_names, d.class_names, self.workdir, seg, net,
                                 self.spec.frd_version, grid_dir=grid_dir))
 
-    def generator(self, path: Path, sampler: Sampler | None = None):
+    def generator(self, path: Path, sampler: Integration | None = None):
         """``generate(batch, seed)`` of a weights file (noise-based), checked against the dataset; ``sampler``
         (NFE, solver) replaces the spec's."""
         s = self.spec
@@ -95,7 +95,7 @@ class Comparison:
 
 def compare(scorer: Scorer, weights: dict[str, Path], grid_dir: Path | None = None,
             seeds: Mapping[str, Sequence[int]] | None = None,
-            samplers: Mapping[str, Sampler] | None = None) -> Comparison:
+            samplers: Mapping[str, Integration] | None = None) -> Comparison:
     """Every generator in ``weights`` (method -> weights file) over the same samples, each with the sampling
     seeds ``seeds[method]`` (default: the spec's) and the sampler ``samplers[method]`` (default: the spec's)."""
     evaluation, loader = scorer.evaluation(grid_dir), scorer.loader(scorer.spec.limit)

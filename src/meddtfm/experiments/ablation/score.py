@@ -17,10 +17,10 @@ from omegaconf import OmegaConf
 
 from ...checkpoint import list_states
 from ...config import Config, load_config, save_config
-from ...evaluation.report import write_report
 from ...files import atomic_write_text
-from ..compare import Scorer, compare
+from ..compare import Scorer
 from ..convergence import kept_states_frd
+from ..reuse import cached, score_cached, stamp
 from ..runs import finished
 from .preset import Variant
 
@@ -75,33 +75,10 @@ def found_runs(folder: Path, order: Sequence[str]) -> dict[str, list[Found]]:
     return {n: found[n] for n in [*first, *sorted(set(found) - set(first))]}
 
 
-def _stamp(path: Path | None) -> list | None:
-    """A file's path and modification time, which change when it is rewritten."""
-    return None if path is None else [str(path), path.stat().st_mtime_ns]
-
-
-def _cached(path: Path, key: dict) -> dict | None:
-    """The JSON document at ``path`` if it was written for ``key``."""
-    if not path.is_file():
-        return None
-    doc = json.loads(path.read_text())
-    return doc if doc.get("settings", {}).get("key") == json.loads(json.dumps(key)) else None
-
-
-def score_runs(scorer: Scorer, runs: Sequence[Found], eval_dir: Path, segmenter: Path | None) -> Scores:
-    """The metrics of every run (cached or computed now, the uncached ones in one ``compare``)."""
-    keys = {r.key: {"evaluation": {**asdict(scorer.spec), "seeds": [r.seed]}, "metrics": list(scorer.metrics),
-                    "weights": _stamp(r.folder / "final.safetensors"), "segmenter": _stamp(segmenter),
-                    "inception": scorer.inception} for r in runs}
-    docs = {r.key: _cached(eval_dir / r.key / "metrics.json", keys[r.key]) for r in runs}
-    todo = [r for r in runs if docs[r.key] is None]
-    if todo:
-        result = compare(scorer, {r.key: r.folder / "final.safetensors" for r in todo},
-                         seeds={r.key: [r.seed] for r in todo})
-        for r in todo:
-            settings = {"key": keys[r.key], "samples": result.samples, "pairs": result.pairs}
-            write_report(eval_dir / r.key, result.runs[r.key], result.reference, result.notes, settings)
-            docs[r.key] = json.loads((eval_dir / r.key / "metrics.json").read_text())
+def score_runs(scorer: Scorer, runs: Sequence[Found], eval_dir: Path) -> Scores:
+    """The metrics of every run, each with its own training seed as sampling seed (``reuse.score_cached``)."""
+    docs = score_cached(scorer, {r.key: r.folder / "final.safetensors" for r in runs}, eval_dir,
+                         seeds={r.key: [r.seed] for r in runs})
     notes = list(dict.fromkeys(n for d in docs.values() for n in d["notes"]))
     first = next(iter(docs.values()))
     metrics = {k: {name: float(v) for name, v in next(iter(d["runs"].values())).items()} for k, d in docs.items()}
@@ -113,8 +90,8 @@ def frd_points(scorer: Scorer, runs: Sequence[Found], images: int, eval_dir: Pat
                scratch: Path) -> dict[str, list[tuple[int, float]]]:
     """Validation FRD at each training state a run kept: ``Found.key`` -> (step, FRD), cached per run."""
     keys = {r.key: {"evaluation": asdict(scorer.spec), "images": images,
-                    "states": [_stamp(p) for p in list_states(r.folder / "checkpoints")]} for r in runs}
-    docs = {r.key: _cached(eval_dir / r.key / "convergence.json", keys[r.key]) for r in runs}
+                    "states": [stamp(p) for p in list_states(r.folder / "checkpoints")]} for r in runs}
+    docs = {r.key: cached(eval_dir / r.key / "convergence.json", keys[r.key]) for r in runs}
     todo = [r for r in runs if docs[r.key] is None]
     if todo:
         curves = kept_states_frd(scorer, {r.key: r.folder for r in todo}, images, scratch)

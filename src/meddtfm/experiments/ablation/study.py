@@ -150,7 +150,7 @@ class Ablation:
         scorer = Scorer.on_split(plan.base.data, e.split, 0, spec=e, metrics=m.computed, device=device,
                                  workdir=scratch / plan.name, segmenter=str(segmenter) if segmenter else None,
                                  inception=m.inception)
-        scores = score_runs(scorer, runs, plan.folder / "eval", segmenter)
+        scores = score_runs(scorer, runs, plan.folder / "eval")
         rows = [Row(rs[0].variant, [r.seed for r in rs], summarize({r.key: scores.runs[r.key] for r in rs}),
                     [r.record["step"] for r in rs], [images_seen(r.cfg, r.record["step"]) for r in rs],
                     [r.record["seconds"] for r in rs if r.record["seconds"] is not None]) for rs in found.values()]

@@ -2,12 +2,13 @@
 
 ``run`` trains the segmenter stages, the base flow and the GAN (``parallel.train_all``), then the students
 (``distill-steps`` runs of the base flow), scores every row on one split with ``compare.compare`` (the
-same samples, sampling seeds, segmenter and metrics; each row its own sampler), measures each row's
-sampling throughput on the same batch in this process, and writes ``fewstep.md`` and ``fewstep.csv``.
+same samples, sampling seeds, segmenter and metrics; each row its own sampler; a row's scores are kept in
+``DATASET/eval/ROW/metrics.json`` and reused while its weights and settings are unchanged, ``reuse``),
+measures each row's sampling throughput on the same batch in this process, and writes ``fewstep.md`` and
+``fewstep.csv``.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import tempfile
@@ -20,12 +21,13 @@ import torch
 
 from ...config import ConfigError, save_config
 from ...config.baselines import BASELINES
-from ...evaluation.report import summarize, write_report
+from ...evaluation.report import summarize
 from ...training.distributed import pick_device
 from ..budget import images_seen
 from ..columns import Metrics, choose_metrics
-from ..compare import Scorer, compare
+from ..compare import Scorer
 from ..parallel import TrainingFailed, train_all
+from ..reuse import score_cached
 from ..runs import Trainers, check_reuse, finished
 from ..scope import pick_datasets, pick_subset, scoped_files, scoped_overrides
 from .plan import Plan, plan_dataset
@@ -123,20 +125,22 @@ class FewStep:
         scorer = Scorer.on_split(cfg.data, spec.split, cfg.seed, spec=spec, metrics=self.metrics.computed,
                                  device=device, workdir=scratch / plan.name, segmenter=str(plan.segmenter_file))
         rows = self.rows(plan)
-        samplers = {r.key: r.sampler for r in rows if r.sampler}
         log.info("%s: score %d rows on the %s split", plan.name, len(rows), spec.split)
-        result = compare(scorer, {r.key: r.weights for r in rows}, samplers=samplers)
+        docs = score_cached(scorer, {r.key: r.weights for r in rows}, self.out / plan.name / "eval",
+                            samplers={r.key: r.sampler for r in rows if r.sampler},
+                            settings={r.key: {"split": spec.split, "nfe": r.nfe, "solver": r.solver,
+                                              "checkpoint": str(r.weights)} for r in rows})
         batch = next(iter(scorer.loader(spec.limit)))
         for r in rows:
-            r.summary = summarize(result.runs[r.key])
-            write_report(self.out / plan.name / "eval" / r.key, result.runs[r.key], result.reference, result.notes,
-                         {"split": spec.split, "samples": result.samples, "nfe": r.nfe, "solver": r.solver,
-                          "evaluation": dataclasses.asdict(spec), "checkpoint": str(r.weights)})
+            r.summary = summarize(docs[r.key]["runs"])
             generate, _ = scorer.generator(r.weights, r.sampler)
             r.images_per_second = images_per_second(generate, batch, spec.seeds[0], self.preset.throughput_repeats)
+        first = docs[rows[0].key]
+        reference = {k: float(v) for k, v in first["reference"].items()}
+        notes = list(dict.fromkeys(n for d in docs.values() for n in d["notes"]))
         threads = torch.get_num_threads() if device.type == "cpu" else None
-        return Block(plan.name, rows, result.reference, self.metrics.missing, result.notes, spec.split,
-                     result.samples, len(batch["mask"]), f"{device.type}" + (f", {threads} threads" if threads else ""))
+        return Block(plan.name, rows, reference, self.metrics.missing, notes, spec.split, first["settings"]["samples"],
+                     len(batch["mask"]), f"{device.type}" + (f", {threads} threads" if threads else ""))
 
     def preamble(self) -> list[str]:
         """The paragraphs above the tables: what was run, and how every row was scored."""
