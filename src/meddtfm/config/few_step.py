@@ -36,7 +36,7 @@ class FewStepConfig:
     frozen base flow) that is distilled into the student, which then samples in one pass per step.
     """
 
-    method: str = "adversarial"  # a name in FEW_STEP_METHODS
+    method: str = "meanflow"  # a name in FEW_STEP_METHODS; meanflow: reproduce fewstep's recommendation (README)
     steps: list[int] = field(default_factory=lambda: [1, 2, 4])  # the NFEs the student is trained for
     checkpoint: str | None = None  # the base flow's weights (set by distill-steps --checkpoint)
     iterations: int = 2000
