@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,37 @@ def cached(path: Path, key: Mapping[str, Any]) -> dict | None:
     return doc if doc.get("settings", {}).get("key") == json.loads(json.dumps(key)) else None
 
 
+@dataclass
+class Scored:
+    """Generator name -> its ``metrics.json`` document (``runs``, ``reference``, ``notes``, ``settings`` with
+    ``key``, ``samples``, ``pairs``), and what all of them share: one split, one segmenter."""
+
+    docs: dict[str, dict]
+
+    @property
+    def reference(self) -> dict[str, float]:
+        """The segmenter on the real images of the split."""
+        return {k: float(v) for k, v in next(iter(self.docs.values()))["reference"].items()}
+
+    @property
+    def notes(self) -> list[str]:
+        return list(dict.fromkeys(n for d in self.docs.values() for n in d["notes"]))
+
+    @property
+    def samples(self) -> int:
+        return next(iter(self.docs.values()))["settings"]["samples"]
+
+    @property
+    def pairs(self) -> int:
+        return next(iter(self.docs.values()))["settings"]["pairs"]
+
+
 def score_cached(scorer: Scorer, weights: Mapping[str, Path], eval_dir: Path,
                  seeds: Mapping[str, Sequence[int]] | None = None,
                  samplers: Mapping[str, Integration] | None = None,
-                 settings: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict]:
-    """Generator name -> its ``metrics.json`` document (``runs``, ``reference``, ``notes``, ``settings`` with
-    ``key``, ``samples``, ``pairs`` and ``settings[name]``), read from ``eval_dir/NAME`` or scored now.
+                 settings: Mapping[str, Mapping[str, Any]] | None = None) -> Scored:
+    """Each generator's ``metrics.json`` document (its settings extended by ``settings[name]``), read from
+    ``eval_dir/NAME`` or scored now.
 
     ``weights``, ``seeds`` and ``samplers`` are those of ``compare.compare``.
     """
@@ -48,8 +73,9 @@ def score_cached(scorer: Scorer, weights: Mapping[str, Path], eval_dir: Path,
                       "segmenter": stamp(segmenter), "inception": scorer.inception}
         if samplers and name in samplers:
             keys[name]["sampler"] = list(samplers[name])
-    docs = {name: cached(eval_dir / name / "metrics.json", keys[name]) for name in weights}
-    todo = [name for name, doc in docs.items() if doc is None]
+    found = {name: cached(eval_dir / name / "metrics.json", keys[name]) for name in weights}
+    docs = {name: doc for name, doc in found.items() if doc is not None}
+    todo = [name for name in weights if name not in docs]
     if todo:
         result = compare(scorer, {n: weights[n] for n in todo}, seeds={n: seeds[n] for n in todo} if seeds else None,
                          samplers={n: samplers[n] for n in todo if n in samplers} if samplers else None)
@@ -58,4 +84,4 @@ def score_cached(scorer: Scorer, weights: Mapping[str, Path], eval_dir: Path,
                          {"key": keys[name], "samples": result.samples, "pairs": result.pairs,
                           **(settings or {}).get(name, {})})
             docs[name] = json.loads((eval_dir / name / "metrics.json").read_text())
-    return docs  # type: ignore[return-value]
+    return Scored({name: docs[name] for name in weights})

@@ -77,13 +77,11 @@ def found_runs(folder: Path, order: Sequence[str]) -> dict[str, list[Found]]:
 
 def score_runs(scorer: Scorer, runs: Sequence[Found], eval_dir: Path) -> Scores:
     """The metrics of every run, each with its own training seed as sampling seed (``reuse.score_cached``)."""
-    docs = score_cached(scorer, {r.key: r.folder / "final.safetensors" for r in runs}, eval_dir,
-                         seeds={r.key: [r.seed] for r in runs})
-    notes = list(dict.fromkeys(n for d in docs.values() for n in d["notes"]))
-    first = next(iter(docs.values()))
-    metrics = {k: {name: float(v) for name, v in next(iter(d["runs"].values())).items()} for k, d in docs.items()}
-    return Scores(metrics, {k: float(v) for k, v in first["reference"].items()}, notes,
-                  first["settings"]["samples"], first["settings"]["pairs"])
+    scored = score_cached(scorer, {r.key: r.folder / "final.safetensors" for r in runs}, eval_dir,
+                          seeds={r.key: [r.seed] for r in runs})
+    metrics = {k: {name: float(v) for name, v in next(iter(d["runs"].values())).items()}
+               for k, d in scored.docs.items()}
+    return Scores(metrics, scored.reference, scored.notes, scored.samples, scored.pairs)
 
 
 def frd_points(scorer: Scorer, runs: Sequence[Found], images: int, eval_dir: Path,

@@ -126,21 +126,18 @@ class FewStep:
                                  device=device, workdir=scratch / plan.name, segmenter=str(plan.segmenter_file))
         rows = self.rows(plan)
         log.info("%s: score %d rows on the %s split", plan.name, len(rows), spec.split)
-        docs = score_cached(scorer, {r.key: r.weights for r in rows}, self.out / plan.name / "eval",
-                            samplers={r.key: r.sampler for r in rows if r.sampler},
-                            settings={r.key: {"split": spec.split, "nfe": r.nfe, "solver": r.solver,
-                                              "checkpoint": str(r.weights)} for r in rows})
+        scored = score_cached(scorer, {r.key: r.weights for r in rows}, self.out / plan.name / "eval",
+                              samplers={r.key: r.sampler for r in rows if r.sampler},
+                              settings={r.key: {"split": spec.split, "nfe": r.nfe, "solver": r.solver,
+                                                "checkpoint": str(r.weights)} for r in rows})
         batch = next(iter(scorer.loader(spec.limit)))
         for r in rows:
-            r.summary = summarize(docs[r.key]["runs"])
+            r.summary = summarize(scored.docs[r.key]["runs"])
             generate, _ = scorer.generator(r.weights, r.sampler)
             r.images_per_second = images_per_second(generate, batch, spec.seeds[0], self.preset.throughput_repeats)
-        first = docs[rows[0].key]
-        reference = {k: float(v) for k, v in first["reference"].items()}
-        notes = list(dict.fromkeys(n for d in docs.values() for n in d["notes"]))
         threads = torch.get_num_threads() if device.type == "cpu" else None
-        return Block(plan.name, rows, reference, self.metrics.missing, notes, spec.split, first["settings"]["samples"],
-                     len(batch["mask"]), f"{device.type}" + (f", {threads} threads" if threads else ""))
+        return Block(plan.name, rows, scored.reference, self.metrics.missing, scored.notes, spec.split,
+                     scored.samples, len(batch["mask"]), f"{device.type}" + (f", {threads} threads" if threads else ""))
 
     def preamble(self) -> list[str]:
         """The paragraphs above the tables: what was run, and how every row was scored."""
