@@ -79,3 +79,14 @@ def test_a_key_added_since_at_its_default_is_no_change():
 @pytest.mark.parametrize("key", MAY_CHANGE_ON_RESUME)
 def test_every_key_that_may_change_exists(key):
     assert key in flatten(to_dict(Config()))
+
+
+def test_the_few_step_section_counts_only_for_a_distill_steps_run():
+    train_old = {"train": {"lr": 0.1}, "few_step": {"method": "adversarial", "checkpoint": None}}
+    train_new = {"train": {"lr": 0.1}, "few_step": {"method": "meanflow", "checkpoint": None}}
+    assert config_changes(train_old, train_new) == [], "train and pretrain-encoder never read few_step"
+    distill_old = {"few_step": {"method": "adversarial", "checkpoint": "base.safetensors"}}
+    distill_new = {"few_step": {"method": "meanflow", "checkpoint": "base.safetensors"}}
+    assert config_changes(distill_old, distill_new) == [("few_step.method", "adversarial", "meanflow")]
+    assert config_changes({"few_step": {"method": "meanflow", "checkpoint": None}}, distill_new) == [
+        ("few_step.checkpoint", None, "base.safetensors")], "one of the two runs reads it"

@@ -55,6 +55,13 @@ def flatten(d: Mapping, prefix: str = "") -> dict[str, object]:
     return out
 
 
+def unread_sections(cfg: Mapping) -> tuple[str, ...]:
+    """Config sections a run of ``cfg`` never reads: ``few_step`` configures ``distill-steps`` alone, the
+    only run that sets ``few_step.checkpoint`` (the base flow it fine-tunes)."""
+    few_step = cfg.get("few_step")
+    return ("few_step",) if isinstance(few_step, Mapping) and few_step.get("checkpoint") is None else ()
+
+
 def config_changes(old: Mapping, new: Mapping, may_change: Iterable[str] = (),
                    defaults: Mapping | None = None) -> list[tuple[str, object, object]]:
     """``(key, old value, new value)`` for each dotted key whose value differs between the nested
@@ -63,8 +70,14 @@ def config_changes(old: Mapping, new: Mapping, may_change: Iterable[str] = (),
     With ``defaults`` (a whole default config), a key that ``old`` lacks and ``new`` holds at its default is
     no change: a setting added to the code since ``old`` was saved, whose default is the behaviour of before
     (every new switch of ``Config`` defaults to what the code did without it).
+
+    Sections neither run reads are skipped (``unread_sections``): a new default of ``few_step.method``
+    changes no ``meddtfm train`` run.
     """
     a, b, allowed = flatten(old), flatten(new), set(may_change)
+    skip = tuple(f"{s}." for s in set(unread_sections(old)) & set(unread_sections(new)))
+    a = {k: v for k, v in a.items() if not k.startswith(skip)} if skip else a
+    b = {k: v for k, v in b.items() if not k.startswith(skip)} if skip else b
     d = flatten(defaults) if defaults is not None else {}
     return [(k, a.get(k, ABSENT), b.get(k, ABSENT)) for k in sorted(a.keys() | b.keys())
             if k not in allowed and a.get(k, ABSENT) != b.get(k, ABSENT)
