@@ -29,7 +29,8 @@ class Sampler:
 
 
 def _base_rows() -> list[Sampler]:
-    return [Sampler(1, "euler"), *(Sampler(k, "heun") for k in (2, 4, 8, 16, 50))]
+    """Euler at 1, 2 and 4 NFE beside Heun at 2 to 50: Heun's 2 NFE are one step, Euler's two."""
+    return [*(Sampler(k, "euler") for k in (1, 2, 4)), *(Sampler(k, "heun") for k in (2, 4, 8, 16, 50))]
 
 
 @dataclass
