@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 
-from ...checkpoint import list_states
+from ...checkpoint import list_states, load_weights
 from ...config import Config, load_config, save_config
 from ...files import atomic_write_text
 from ..compare import Scorer
@@ -73,6 +74,25 @@ def found_runs(folder: Path, order: Sequence[str]) -> dict[str, list[Found]]:
             found[variant.name] = sorted(runs, key=lambda r: r.seed)  # type: ignore[union-attr]
     first = [n for n in order if n in found]
     return {n: found[n] for n in [*first, *sorted(set(found) - set(first))]}
+
+
+def same_weights(found: dict[str, list[Found]], reference: str) -> list[str]:
+    """A note for each run whose final weights equal, tensor for tensor, those of ``reference``'s run of its seed:
+    its overrides did not change the training at this budget, so its row is the reference's again."""
+    ref = {r.seed: r for r in found.get(reference, [])}
+    notes = []
+    for name, runs in found.items():
+        same = [r.seed for r in runs if name != reference and r.seed in ref
+                and _equal(r.folder / "final.safetensors", ref[r.seed].folder / "final.safetensors")]
+        if same:
+            notes.append(f"{name} trained to the same weights as {reference} (seed {', '.join(map(str, same))}): "
+                         "at this budget its overrides change nothing")
+    return notes
+
+
+def _equal(a: Path, b: Path) -> bool:
+    wa, wb = load_weights(a)[0], load_weights(b)[0]
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def score_runs(scorer: Scorer, runs: Sequence[Found], eval_dir: Path) -> Scores:

@@ -28,7 +28,7 @@ from ..runs import Trainers, check_reuse
 from ..scope import pick_datasets, scoped_files, scoped_overrides
 from .plan import Plan, plan_dataset, scored_data
 from .preset import Preset, Variant, load_preset, read_variants, reference_of
-from .score import Found, found_runs, frd_points, save_variant, score_runs
+from .score import Found, found_runs, frd_points, same_weights, save_variant, score_runs
 from .tables import Block, Row, columns, write_tables
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,8 @@ class Ablation:
                            "every variant"))
         reference = reference_of(self.preset, self.preset.variants)
         block = Block(plan.name, description, rows, reference if reference in found else None, scores.reference,
-                      m.missing, [*notes, *scores.notes], columns(e.average_of, m.computed))
+                      m.missing, [*notes, *same_weights(found, reference), *scores.notes],
+                      columns(e.average_of, m.computed))
         curves, ylabel = self.curves(plan, found, scorer, scratch)
         return block, curves, ylabel
 
