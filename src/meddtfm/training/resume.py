@@ -76,8 +76,7 @@ def config_changes(old: Mapping, new: Mapping, may_change: Iterable[str] = (),
     """
     a, b, allowed = flatten(old), flatten(new), set(may_change)
     skip = tuple(f"{s}." for s in set(unread_sections(old)) & set(unread_sections(new)))
-    a = {k: v for k, v in a.items() if not k.startswith(skip)} if skip else a
-    b = {k: v for k, v in b.items() if not k.startswith(skip)} if skip else b
+    a, b = ({k: v for k, v in x.items() if not k.startswith(skip)} for x in (a, b))
     d = flatten(defaults) if defaults is not None else {}
     return [(k, a.get(k, ABSENT), b.get(k, ABSENT)) for k in sorted(a.keys() | b.keys())
             if k not in allowed and a.get(k, ABSENT) != b.get(k, ABSENT)

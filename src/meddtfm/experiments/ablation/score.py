@@ -79,20 +79,19 @@ def found_runs(folder: Path, order: Sequence[str]) -> dict[str, list[Found]]:
 def same_weights(found: dict[str, list[Found]], reference: str) -> list[str]:
     """A note for each run whose final weights equal, tensor for tensor, those of ``reference``'s run of its seed:
     its overrides did not change the training at this budget, so its row is the reference's again."""
-    ref = {r.seed: r for r in found.get(reference, [])}
+    ref = {r.seed: load_weights(r.folder / "final.safetensors")[0] for r in found.get(reference, [])}
     notes = []
     for name, runs in found.items():
         same = [r.seed for r in runs if name != reference and r.seed in ref
-                and _equal(r.folder / "final.safetensors", ref[r.seed].folder / "final.safetensors")]
+                and _equal(load_weights(r.folder / "final.safetensors")[0], ref[r.seed])]
         if same:
             notes.append(f"{name} trained to the same weights as {reference} (seed {', '.join(map(str, same))}): "
                          "at this budget its overrides change nothing")
     return notes
 
 
-def _equal(a: Path, b: Path) -> bool:
-    wa, wb = load_weights(a)[0], load_weights(b)[0]
-    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def score_runs(scorer: Scorer, runs: Sequence[Found], eval_dir: Path) -> Scores:
