@@ -3,8 +3,11 @@ the quality filter, any generator, and bad input named."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -15,6 +18,7 @@ from meddtfm.checkpoint import save_weights
 from meddtfm.cli.main import cli
 from meddtfm.config import DataConfig, GANConfig, to_dict
 from meddtfm.data import build_dataset
+from meddtfm.data.errors import BadSampleError
 from meddtfm.evaluation.generation import load_generate
 from meddtfm.training.gan import build_baseline
 
@@ -39,6 +43,10 @@ def _run(*args: str) -> tuple[int, str]:
 def _rows(out: Path) -> list[dict]:
     with open(out / "manifest.csv", newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def _folder(out: Path, request: dict, info: dict) -> AugmentFolder:
+    return AugmentFolder(out, request, info["class_names"], info["channel_names"])
 
 
 def _files(out: Path) -> dict[str, bytes]:
@@ -86,7 +94,7 @@ def test_a_resumed_folder_holds_exactly_the_files_of_an_uninterrupted_one(tmp_pa
     spec = AugmentSpec(count=7, chunk_size=3, variation=MaskVariation.parse("flip,shift"))
     request, settings = {"spec": str(spec)}, {"model": "meddtfm", "mode": "noise", "nfe": 2, "solver": "euler",
                                               "cfg": 2.0, "checkpoint": str(flow)}
-    whole = augment(generate, settings, sources, spec, AugmentFolder(tmp_path / "a", request, info["class_names"]))
+    whole = augment(generate, settings, sources, spec, _folder(tmp_path / "a", request, info))
     calls = []
 
     def dies_at_the_second_chunk(batch, seed):
@@ -97,13 +105,13 @@ def test_a_resumed_folder_holds_exactly_the_files_of_an_uninterrupted_one(tmp_pa
 
     with pytest.raises(KeyboardInterrupt):
         augment(dies_at_the_second_chunk, settings, sources, spec,
-                AugmentFolder(tmp_path / "b", request, info["class_names"]))
+                _folder(tmp_path / "b", request, info))
     assert len(_rows(tmp_path / "b")) == 3, "the first chunk finished"
-    resumed = augment(generate, settings, sources, spec, AugmentFolder(tmp_path / "b", request, info["class_names"]))
+    resumed = augment(generate, settings, sources, spec, _folder(tmp_path / "b", request, info))
     assert (whole.written, whole.drawn, resumed.drawn) == (7, 7, 4), "the rerun drew only the unfinished chunks"
     assert _files(tmp_path / "b") == _files(tmp_path / "a")
     assert _rows(tmp_path / "b") == _rows(tmp_path / "a")
-    again = augment(generate, settings, sources, spec, AugmentFolder(tmp_path / "b", request, info["class_names"]))
+    again = augment(generate, settings, sources, spec, _folder(tmp_path / "b", request, info))
     assert again.drawn == 0 and again.written == 7
 
 
@@ -138,12 +146,7 @@ def test_the_quality_filter_drops_and_counts_with_the_independent_unet(tmp_path,
 
 
 def test_a_gan_baseline_is_a_generator_too(tmp_path):
-    gc = GANConfig()
-    gc.pix2pixhd.ngf, gc.pix2pixhd.n_blocks_global, gc.pix2pixhd.n_downsample_global = 4, 1, 1
-    meta = {"model": "pix2pixhd", "gan": to_dict(gc), "image_channels": 1, "mask_classes": 3, "text": None,
-            "channel_names": ["flair"], "class_names": ["NCR", "ED", "ET"], "tokenizer": None,
-            "data": to_dict(PHANTOMS)}
-    path = save_weights(build_baseline("pix2pixhd", gc, 1, 3).state_dict(), tmp_path / "p2p.safetensors", meta)
+    path = _pix2pixhd(tmp_path / "p2p.safetensors", ["flair"], PHANTOMS)
     code, log = _run("augment", "--checkpoint", str(path), "--count", "2", "--out", str(tmp_path / "out"))
     assert code == 0, log
     assert {r["model"] + r["nfe"] for r in _rows(tmp_path / "out")} == {"pix2pixhd"}, "a one-pass model has no NFE"
@@ -151,6 +154,62 @@ def test_a_gan_baseline_is_a_generator_too(tmp_path):
     code, log = _run("augment", "--checkpoint", str(path), "--count", "2", "--mode", "reference",
                      "--out", str(tmp_path / "ref"))
     assert code == 1 and "reference mode is for Med-DT-FM only" in log
+
+
+def _pix2pixhd(path: Path, channels: list[str], data: DataConfig) -> Path:
+    """A tiny untrained pix2pixHD for ``channels`` and NCR / ED / ET: a one-pass generator for ``augment``."""
+    gc = GANConfig()
+    gc.pix2pixhd.ngf, gc.pix2pixhd.n_blocks_global, gc.pix2pixhd.n_downsample_global = 4, 1, 1
+    meta = {"model": "pix2pixhd", "gan": to_dict(gc), "image_channels": len(channels), "mask_classes": 3,
+            "text": None, "channel_names": channels, "class_names": ["NCR", "ED", "ET"], "tokenizer": None,
+            "data": to_dict(data)}
+    return save_weights(build_baseline("pix2pixhd", gc, len(channels), 3).state_dict(), path, meta)
+
+
+def test_four_sequence_brats_images_are_written_as_nifti_that_trains_as_a_folder(tmp_path):
+    sequences = ["flair", "t1", "t1ce", "t2"]
+    data = dataclasses.replace(PHANTOMS, modalities=sequences)
+    path = _pix2pixhd(tmp_path / "p2p4.safetensors", sequences, data)
+    out = tmp_path / "out"
+    code, log = _run("augment", "--checkpoint", str(path), "--count", "3", "--set", "data.modalities=" +
+                     "[" + ",".join(sequences) + "]", "--out", str(out))
+    assert code == 0, log
+    assert sorted(p.name for p in (out / "images").iterdir()) == [f"syn00000{i}.nii.gz" for i in range(3)]
+    assert (out / "channels.txt").read_text().split() == sequences
+    assert (out / "classes.txt").read_text().splitlines() == ["1 NCR", "2 ED", "4 ET"], "BraTS's own label values"
+    image = nib.load(str(out / "images" / "syn000000.nii.gz"))
+    seg = nib.load(str(out / "masks" / "syn000000.nii.gz"))
+    assert image.shape == (32, 32, 4) and image.get_data_dtype() == np.float32
+    assert seg.shape == (32, 32) and seg.get_data_dtype() == np.uint8
+    assert set(np.unique(np.asarray(seg.dataobj))) <= {0, 1, 2, 4} and np.asarray(seg.dataobj).max() > 0
+    synthetic = build_dataset(DataConfig(name="folder", root=str(out), resolution=32, val_fraction=0,
+                                         test_fraction=0), "all")
+    assert synthetic.channel_names == tuple(sequences) and synthetic.class_names == ("NCR", "ED", "ET")
+    rows = _rows(out)
+    train = build_dataset(dataclasses.replace(data, augment=False), "train")
+    for k, row in enumerate(rows):
+        sample = synthetic[k]
+        expected = np.asarray(image.dataobj) if k == 0 else None
+        if expected is not None:
+            assert np.allclose(sample["image"].numpy(), expected.transpose(2, 0, 1)), "pixels as written"
+        real = train[[r.sample_id for r in train.records].index(row["source"])]["mask"]
+        assert torch.equal(sample["mask"], real), "no --vary: each image's mask is its real source mask"
+    real_train = build_dataset(dataclasses.replace(data, extra_train=[str(out)]), "train")
+    assert len(real_train) == len(train) + 3, "the synthetic NIfTI folder joins a four-sequence training split"
+
+
+def test_a_float_nifti_outside_the_unit_range_is_named(tmp_path):
+    (tmp_path / "images").mkdir()
+    nib.save(nib.Nifti1Image(np.full((8, 8, 4), 300.0, np.float32), np.eye(4)), str(tmp_path / "images" / "a.nii.gz"))
+    (tmp_path / "channels.txt").write_text("flair\nt1\nt1ce\nt2\n")
+    folder = build_dataset(DataConfig(name="folder", root=str(tmp_path), resolution=8, val_fraction=0,
+                                      test_fraction=0), "all")
+    with pytest.raises(BadSampleError, match=r"a\.nii\.gz.*must be normalised to \[-1, 1\]"):
+        folder[0]
+    (tmp_path / "channels.txt").write_text("flair\nt1\n")
+    with pytest.raises(BadSampleError, match="has 4 channels; .*channels.txt names 2"):
+        build_dataset(DataConfig(name="folder", root=str(tmp_path), resolution=8, val_fraction=0, test_fraction=0),
+                      "all")
 
 
 def test_bad_inputs_are_named(tmp_path, flow):

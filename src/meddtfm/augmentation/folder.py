@@ -2,9 +2,13 @@
 
 ::
 
-    OUT/images/<name>.png   the synthetic image: grey (1 channel) or RGB (3 channels), 8-bit
-    OUT/masks/<name>.png    the mask it was drawn for: 0/255, or with K > 1 classes a label map 1..K
+    OUT/images/<name>.png   the synthetic image: grey (1 channel) or RGB (3 channels), 8-bit;
+    OUT/images/<name>.nii.gz  for any other channel count (four-sequence BraTS): ``S x S x C`` float32 in the
+                            model's [-1, 1] scale, axis 0 = image rows, identity affine (pixel units)
+    OUT/masks/<name>.png    the mask it was drawn for (``.nii.gz``, uint8, beside a NIfTI image): 0/255, or
+                            with K > 1 classes a label map (``label_values``: BraTS's 1, 2, 4 for NCR, ED, ET)
     OUT/classes.txt         K > 1: one "value name" line per class
+    OUT/channels.txt        NIfTI images: one channel name per line (flair, t1, t1ce, t2)
     OUT/captions.csv        image, caption, subject (the subject of the real mask it came from)
     OUT/manifest.csv        one row per candidate image (``FIELDS``): its source mask, reference, seed,
                             variation, the segmenter's Dice and whether it was kept, and the settings
@@ -18,15 +22,18 @@ uninterrupted one.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 from PIL import Image
 from torch import Tensor
 
+from ..data.nifti_out import BRATS_LABELS
 from ..files import atomic_write, atomic_write_text
 from ..viz import to_rgb
 
@@ -40,30 +47,46 @@ class AugmentFolderError(ValueError):
     """An output folder that holds another request's images."""
 
 
+PNG_CHANNELS = (1, 3)
+
+
+def label_values(class_names: Sequence[str]) -> tuple[int, ...]:
+    """The label value of each class in a mask file: BraTS's own (1 NCR, 2 ED, 4 ET) for its classes, else 1..K."""
+    if set(class_names) <= set(BRATS_LABELS):
+        return tuple(BRATS_LABELS[c] for c in class_names)
+    return tuple(range(1, len(class_names) + 1))
+
+
 def png_image(image: Tensor) -> Image.Image:
     """``(C, S, S)`` in [-1, 1], C = 1 or 3 -> an 8-bit grey or RGB PIL image."""
-    if image.shape[0] not in (1, 3):
-        raise ValueError(f"the folder layout holds 1- or 3-channel images; this generator draws {image.shape[0]}")
     rgb = to_rgb(image)
     return Image.fromarray(rgb if image.shape[0] == 3 else rgb[:, :, 0])
 
 
-def png_mask(mask: Tensor) -> Image.Image:
-    """One-hot ``(K, S, S)`` -> 0/255 (K = 1) or a label map 0..K (K > 1, later classes on top)."""
+def label_map(mask: Tensor, values: Sequence[int]) -> np.ndarray:
+    """One-hot ``(K, S, S)`` -> ``(S, S)`` uint8: 0/255 (K = 1) or ``values[k]`` (K > 1, later classes on top)."""
     m = mask.detach().cpu().numpy() > 0.5
     if len(m) == 1:
-        return Image.fromarray(m[0].astype(np.uint8) * 255)
+        return m[0].astype(np.uint8) * 255
     labels = np.zeros(m.shape[1:], np.uint8)
     for k in range(len(m)):
-        labels[m[k]] = k + 1
-    return Image.fromarray(labels)
+        labels[m[k]] = values[k]
+    return labels
+
+
+def save_nifti(array: np.ndarray, path: Path) -> None:
+    """``array`` (axis 0 = image rows) as a gzipped NIfTI with an identity affine at ``path`` (whatever its name;
+    gzip's timestamp fixed, so the same array always gives the same bytes)."""
+    path.write_bytes(gzip.compress(nib.Nifti1Image(array, np.eye(4)).to_bytes(), mtime=0))
 
 
 class AugmentFolder:
     """``OUT`` for one request: which chunks are done, and the writing of a chunk, of captions.csv."""
 
-    def __init__(self, out: Path, request: dict, class_names: Sequence[str]) -> None:
+    def __init__(self, out: Path, request: dict, class_names: Sequence[str], channel_names: Sequence[str]) -> None:
         self.out = Path(out)
+        self.nifti = len(channel_names) not in PNG_CHANNELS
+        self.values = label_values(class_names)
         saved = self.out / REQUEST
         if saved.is_file():
             before = json.loads(saved.read_text())
@@ -77,7 +100,20 @@ class AugmentFolder:
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved, json.dumps(request, indent=1, sort_keys=True))
         if len(class_names) > 1:
-            atomic_write_text(self.out / "classes.txt", "".join(f"{k + 1} {c}\n" for k, c in enumerate(class_names)))
+            atomic_write_text(self.out / "classes.txt", "".join(f"{v} {c}\n" for v, c in zip(self.values, class_names)))
+        if self.nifti:
+            atomic_write_text(self.out / "channels.txt", "".join(f"{c}\n" for c in channel_names))
+
+    def _write(self, name: str, image: Tensor, mask: Tensor) -> None:
+        """One image (C, S, S) and its mask (K, S, S), each atomically, as PNG or NIfTI."""
+        labels = label_map(mask, self.values)
+        if self.nifti:
+            pixels = image.detach().float().cpu().numpy().transpose(1, 2, 0)
+            atomic_write(self.out / "images" / f"{name}.nii.gz", lambda tmp: save_nifti(pixels, tmp))
+            atomic_write(self.out / "masks" / f"{name}.nii.gz", lambda tmp: save_nifti(labels, tmp))
+        else:
+            atomic_write(self.out / "images" / f"{name}.png", lambda tmp: png_image(image).save(tmp, "PNG"))
+            atomic_write(self.out / "masks" / f"{name}.png", lambda tmp: Image.fromarray(labels).save(tmp, "PNG"))
 
     def rows(self) -> list[dict]:
         """The manifest's rows (every candidate of the finished chunks)."""
@@ -91,9 +127,7 @@ class AugmentFolder:
         for row, image, mask in zip(rows, images, masks):
             if image is None:
                 continue
-            name = row["name"]
-            atomic_write(self.out / "images" / f"{name}.png", lambda tmp, i=image: png_image(i).save(tmp, "PNG"))
-            atomic_write(self.out / "masks" / f"{name}.png", lambda tmp, m=mask: png_mask(m).save(tmp, "PNG"))
+            self._write(row["name"], image, mask)
         new = not (self.out / MANIFEST).is_file()
         with open(self.out / MANIFEST, "a", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=FIELDS)

@@ -45,8 +45,9 @@ def augment(cfg: Config, out: Path, checkpoint: str, count: int, mode: str, mask
             vary: str, min_dice: float | None, segmenter: str | None, teacher: str | None, solver: str, nfe: int,
             cfg_mask: float, t0: float, batch_size: int) -> None:
     """Write COUNT synthetic images with their masks to OUT in the `folder` layout (images/, masks/, captions.csv,
-    manifest.csv), ready to train a segmenter on (--set data.name=folder --set data.root=OUT). A rerun with the
-    same options completes an interrupted folder without redrawing finished images."""
+    manifest.csv), ready to train a segmenter on (--set data.name=folder --set data.root=OUT): PNG for grey and
+    RGB models, NIfTI for four-sequence BraTS (masks with BraTS's labels 1, 2, 4). A rerun with the same options
+    completes an interrupted folder without redrawing finished images."""
     from ..augmentation import (
         AugmentError,
         AugmentFolder,
@@ -78,9 +79,6 @@ def augment(cfg: Config, out: Path, checkpoint: str, count: int, mode: str, mask
         generate, info = load_generate(checkpoint, mode, device, nfe=nfe, solver=solver, cfg_mask=cfg_mask, t0=t0,
                                        teacher=teacher)
         channels, classes = tuple(info["channel_names"]), tuple(info["class_names"])
-        if len(channels) not in (1, 3):
-            raise click.UsageError(f"{checkpoint}: a {len(channels)}-channel model ({', '.join(channels)}); the folder "
-                                   "layout holds 1- or 3-channel PNG images")
         data = training_data_config(info["data"], params["config_path"], params["overrides"], checkpoint)
         trained = (channels, classes, int(info["data"]["resolution"]))
         sources = (folder_sources(masks_dir, classes, trained[2]) if masks_dir
@@ -97,7 +95,7 @@ def augment(cfg: Config, out: Path, checkpoint: str, count: int, mode: str, mask
         request = {**settings, "count": count, "seed": cfg.seed, "batch_size": batch_size, "variation": str(variation),
                    "masks": str(Path(masks_dir).resolve()) if masks_dir else f"dataset:{split}", "min_dice": min_dice,
                    "t0": t0 if mode == "reference" else None}
-        folder = AugmentFolder(out, request, classes)
+        folder = AugmentFolder(out, request, classes, channels)
         summary = augment(generate, settings, sources, spec, folder, references, seg)
     except ConditionSetError as err:
         raise click.UsageError(f"{checkpoint}: {err}") from err

@@ -10,14 +10,14 @@ import pandas as pd
 
 from ..config import DataConfig
 from .errors import BadSampleError
-from .io import binary_mask, check_labels, check_same_size, read_image
+from .io import NIFTI_SUFFIXES, binary_mask, check_finite, check_labels, check_same_size, is_nifti, read_image
 
 if TYPE_CHECKING:
     from .base import MedicalDataset
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", *NIFTI_SUFFIXES)
 
 
 def data_root(cfg: DataConfig) -> Path:
@@ -31,20 +31,26 @@ def data_root(cfg: DataConfig) -> Path:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Sorted image files (PNG / JPEG / TIFF) directly inside ``folder``, hidden files excluded."""
+    """Sorted image files (PNG / JPEG / TIFF / NIfTI) directly inside ``folder``, hidden files excluded."""
     if not folder.is_dir():
         raise BadSampleError(folder, "folder does not exist")
     return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+                  if p.name.lower().endswith(IMAGE_SUFFIXES) and not p.name.startswith(".") and p.is_file())
+
+
+def file_stem(path: Path) -> str:
+    """The name without its image suffix (``a.nii.gz`` -> ``a``, ``a.png`` -> ``a``)."""
+    return path.name[:-len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
 
 
 def by_stem(paths: Iterable[Path]) -> dict[str, Path]:
     """Index files by stem; two files with one stem (``a.png``, ``a.tif``) are ambiguous, hence an error."""
     index: dict[str, Path] = {}
     for path in paths:
-        if path.stem in index:
-            raise BadSampleError(path, f"has the same name as {index[path.stem].name}; keep only one of them")
-        index[path.stem] = path
+        stem = file_stem(path)
+        if stem in index:
+            raise BadSampleError(path, f"has the same name as {index[stem].name}; keep only one of them")
+        index[stem] = path
     return index
 
 
@@ -74,11 +80,19 @@ def read_csv(path: Path, required: Sequence[str], **kwargs: Any) -> pd.DataFrame
 
 
 def to_unit_range(array: np.ndarray, path: str | Path) -> np.ndarray:
-    """``H x W x C`` uint8 (or uint16) pixels to ``C x H x W`` float32 in [-1, 1], scaled by the type's range."""
-    if array.dtype not in (np.uint8, np.uint16):
-        raise BadSampleError(path, f"unsupported pixel type {array.dtype} (expected 8- or 16-bit unsigned integers)")
-    half = np.iinfo(array.dtype).max / 2.0
-    return (array.transpose(2, 0, 1).astype(np.float32) / np.float32(half)) - np.float32(1.0)
+    """``H x W x C`` pixels to ``C x H x W`` float32 in [-1, 1]: uint8 / uint16 scaled by the type's range; float
+    (a NIfTI written by ``meddtfm augment``) taken as it is, and then it must lie in [-1, 1]."""
+    if array.dtype in (np.uint8, np.uint16):
+        half = np.iinfo(array.dtype).max / 2.0
+        return (array.transpose(2, 0, 1).astype(np.float32) / np.float32(half)) - np.float32(1.0)
+    if not (np.issubdtype(array.dtype, np.floating) and is_nifti(path)):
+        raise BadSampleError(path, f"unsupported pixel type {array.dtype} (expected 8- or 16-bit unsigned integers, "
+                                   "or a float NIfTI in [-1, 1])")
+    check_finite(array, path)
+    if array.size and (array.min() < -1.0 - 1e-4 or array.max() > 1.0 + 1e-4):
+        raise BadSampleError(path, f"float intensities span [{array.min():.3g}, {array.max():.3g}]; a float image "
+                                   "must be normalised to [-1, 1]")
+    return np.clip(array.transpose(2, 0, 1).astype(np.float32), -1.0, 1.0)
 
 
 def check_channels(array: np.ndarray, names: Sequence[str], path: str | Path) -> None:

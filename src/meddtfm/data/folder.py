@@ -3,14 +3,19 @@
 ::
 
     root/images/<stem>.png|.jpg|.tif     1-channel (grayscale) or 3-channel (RGB), 8- or 16-bit
-    root/masks/<stem>.png|.tif           optional, matched to its image by file stem
+    root/images/<stem>.nii.gz            or a 2D NIfTI, ``H x W x C`` float32 in [-1, 1] (any C; axis 0 = rows)
+    root/masks/<stem>.png|.tif|.nii.gz   optional, matched to its image by file stem
     root/captions.csv                    optional: image (the stem), caption, optional subject
     root/classes.txt                     optional: one "value name" line per lesion class, e.g. "2 edema"
+    root/channels.txt                    optional (required for C not 1 or 3): one channel name per line
 
-Samples are ``C x S x S`` images in [-1, 1] (8-bit by /255, 16-bit by /65535) and ``K x S x S`` masks.
+Samples are ``C x S x S`` images in [-1, 1] (8-bit by /255, 16-bit by /65535, float NIfTI as stored) and
+``K x S x S`` masks.
 With ``classes.txt`` masks are integer label maps (0 = background) and any value it does not list is
 an error; without it masks are binary (0/1 or 0/255) with one class, "lesion". The channel count is
-taken from the first image (the only pixels the scan decodes); every other image must match it.
+taken from the first image (the only pixels the scan decodes); every other image must match it. Channel names
+are the lines of ``channels.txt`` (``meddtfm augment`` writes it for four-sequence BraTS: flair, t1, t1ce,
+t2), else gray or R, G, B.
 An image without a mask is a caption-only sample. ``subject_id`` is the ``subject`` column of
 ``captions.csv`` where given (images of one patient or lesion then share a split), else the stem.
 """
@@ -24,6 +29,7 @@ from .common import (
     IMAGE_SUFFIXES,
     by_stem,
     data_root,
+    file_stem,
     list_images,
     read_binary_mask,
     read_channels,
@@ -61,7 +67,7 @@ def read_captions(path: Path) -> dict[str, dict[str, str]]:
     """Image stem -> ``{"caption": ..., "subject": ...}``; ``image`` may also be a file name with its suffix."""
     frame = read_csv(path, ("image", "caption"), dtype=str, keep_default_na=False)
     rows = frame.to_dict("index")
-    return {Path(k).stem if Path(k).suffix.lower() in IMAGE_SUFFIXES else k: v for k, v in rows.items()}
+    return {file_stem(Path(k)) if k.lower().endswith(IMAGE_SUFFIXES) else k: v for k, v in rows.items()}
 
 
 class FolderDataset(MedicalDataset):
@@ -97,13 +103,20 @@ class FolderDataset(MedicalDataset):
         return records
 
     def _first_channels(self, images: list[Path]) -> tuple[str, ...]:
-        """Channel names from the first decodable image (1 or 3 channels); the others must match them."""
+        """Channel names (``channels.txt``, else by count: 1 gray, 3 RGB) checked against the first decodable
+        image; the others must match them."""
+        listed = data_root(self.cfg) / "channels.txt"
+        names = tuple(line.strip() for line in listed.read_text().splitlines() if line.strip()) \
+            if listed.is_file() else None
         for path in images:
             try:
                 channels = read_image(path).shape[2]
-                if channels not in CHANNELS:
-                    raise BadSampleError(path, f"has {channels} channels, expected 1 (grayscale) or 3 (RGB)")
-                return CHANNELS[channels]
+                if names is not None and channels != len(names):
+                    raise BadSampleError(path, f"has {channels} channels; {listed} names {len(names)}")
+                if names is None and channels not in CHANNELS:
+                    raise BadSampleError(path, f"has {channels} channels, expected 1 (grayscale) or 3 (RGB); name "
+                                               f"them, one per line, in {listed}")
+                return names or CHANNELS[channels]
             except BadSampleError as err:
                 report_bad(self, err)
         raise BadSampleError(images[0].parent, "no image can be decoded")

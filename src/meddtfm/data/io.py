@@ -12,12 +12,27 @@ from .errors import BadSampleError
 _PIL_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)
 
 
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def is_nifti(path: str | Path) -> bool:
+    """Whether ``path`` names a NIfTI file (``.nii`` or ``.nii.gz``)."""
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode a PNG / JPEG / TIFF into ``H x W x C`` (C >= 1) without changing its dtype."""
+    """Decode a PNG / JPEG / TIFF, or a 2D NIfTI (``H x W`` or ``H x W x C``, axis 0 = image rows), into
+    ``H x W x C`` (C >= 1) without changing its dtype (NIfTI: its integer type on disk, else float32)."""
     path = Path(path)
     if not path.is_file():
         raise BadSampleError(path, "file does not exist")
-    if path.suffix.lower() in (".tif", ".tiff"):
+    if is_nifti(path):
+        array, image = read_nifti(path)
+        if array.ndim == 4 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        if np.issubdtype(image.get_data_dtype(), np.integer):
+            array = array.astype(image.get_data_dtype())
+    elif path.suffix.lower() in (".tif", ".tiff"):
         import tifffile
 
         try:

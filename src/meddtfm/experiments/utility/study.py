@@ -109,7 +109,7 @@ class Utility:
                    "masks": "dataset:train", "min_dice": None, "t0": None}
         log.info("%s: %d synthetic images for the %d training masks", s.folder, count, len(sources))
         augment(generate, settings, sources, AugmentSpec(count, "noise", s.seed, e.batch_size, variation),
-                AugmentFolder(s.folder, request, classes))
+                AugmentFolder(s.folder, request, classes, channels))
 
     def score(self, plan: Plan, run_dir: Path) -> dict[str, float]:
         """The U-Net of ``run_dir`` (its best weights by validation Dice) on the real test split, cached."""
