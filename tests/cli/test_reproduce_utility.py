@@ -53,6 +53,19 @@ def test_every_arm_is_scored_on_the_real_test_split_over_two_seeds(ci):
     assert "| low+synthetic | meddtfm |" in result.output and (folder.parent / "utility.png").is_file()
 
 
+def test_brats_classes_add_the_region_dice_of_each_arm(ci):
+    folder, result = ci
+    rows = _rows(folder.parent)
+    assert "| Dice WT / TC / ET ↑ |" in result.output, "the phantoms have BraTS's classes NCR, ED, ET"
+    for r in rows:
+        assert all(0 <= float(r[f"dice_{k}"]) <= 1 for k in ("wt", "tc", "et")), r
+    seeds = [json.loads((folder / "unet" / "real" / f"seed{k}" / "test_score.json").read_text())["scores"]
+             for k in (0, 1)]
+    assert float(rows[0]["dice_wt"]) == pytest.approx(sum(s["dice_wt/mean"] for s in seeds) / 2)
+    assert float(rows[0]["dice_et_std"]) == pytest.approx(abs(seeds[0]["dice_et/mean"] - seeds[1]["dice_et/mean"])
+                                                          / 2 ** 0.5)
+
+
 def test_each_arm_trains_on_what_it_says(ci):
     folder, _ = ci
     data = {arm: load_config(folder / "unet" / arm / ("" if arm in ("real", "low") else "meddtfm") / "seed1"
@@ -114,11 +127,15 @@ def test_the_shipped_presets_resolve_on_the_shared_data(name, monkeypatch):
 
     from ..conftest import shared_dataset
 
-    shared_dataset("lgg")
+    for dataset in ("lgg", "isic2019", "brats2021-4seq"):
+        shared_dataset(dataset)
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the presets' roots are relative to the checkout
-    study = Utility.prepare(name, "/nonexistent/out", "lgg", None, [], 1)
-    plan = study.plans[0]
-    assert [g.out.parent.name + "/" + g.out.name for g in plan.generators] == [
-        f"{where}/{g}" for g in ("meddtfm", "nodt", "pix2pixhd") for where in ("gen", "gen-low")]
-    assert sum(len(a.runs) for a in plan.arms) == 2 * 3 + 4 * 3 * 3, "2 real-only arms, 4 arms x 3 generators"
-    assert {r.cfg.train.steps for a in plan.arms for r in a.runs.values()} == {study.plans[0].data.train.steps}
+    study = Utility.prepare(name, "/nonexistent/out", None, None, [], 1)
+    assert [p.name for p in study.plans] == ["lgg", "isic2019", "brats2021"]
+    for plan in study.plans:
+        assert [g.out.parent.name + "/" + g.out.name for g in plan.generators] == [
+            f"{where}/{g}" for g in ("meddtfm", "nodt", "pix2pixhd") for where in ("gen", "gen-low")]
+        assert sum(len(a.runs) for a in plan.arms) == 2 * 3 + 4 * 3 * 3, "2 real-only arms, 4 arms x 3 generators"
+        assert {r.cfg.train.steps for a in plan.arms for r in a.runs.values()} == {plan.data.train.steps}
+    brats = study.plans[2].data.data
+    assert brats.modalities == ["flair", "t1", "t1ce", "t2"] and brats.resolution == (128 if name == "gpu" else 64)

@@ -23,6 +23,7 @@ from ...config import ConfigError, save_config
 from ...data import build_dataset, loader_workers
 from ...evaluation.consistency import load_eval_segmenter
 from ...evaluation.generation import load_generate
+from ...evaluation.regions import BraTSRegions, has_brats_classes
 from ...evaluation.segmentation import SegmenterScore
 from ...files import atomic_write_text
 from ...training.distributed import pick_device
@@ -112,7 +113,8 @@ class Utility:
                 AugmentFolder(s.folder, request, classes, channels))
 
     def score(self, plan: Plan, run_dir: Path) -> dict[str, float]:
-        """The U-Net of ``run_dir`` (its best weights by validation Dice) on the real test split, cached."""
+        """The U-Net of ``run_dir`` (its best weights by validation Dice) on the real test split, cached; with
+        BraTS's classes also the WT / TC / ET region scores (``evaluation.regions``)."""
         weights = run_dir / "best.safetensors"
         key = {"weights": str(weights), "mtime": weights.stat().st_mtime_ns, "split": "test"}
         cached = run_dir / SCORE_FILE
@@ -123,13 +125,15 @@ class Utility:
         device = pick_device(plan.data.train.device)
         net = load_eval_segmenter(weights, test.num_channels, test.class_names, test.channel_names,
                                   data=dataclasses.asdict(data)).to(device)
-        score = SegmenterScore(net, test.class_names)
+        scorers = [SegmenterScore(net, test.class_names),
+                   *([BraTSRegions(net, test.class_names)] if has_brats_classes(test.class_names) else [])]
         loader = DataLoader(test, batch_size=self.preset.evaluation.batch_size, shuffle=False,
                             num_workers=loader_workers(data.num_workers))
         with torch.no_grad():
             for batch in loader:
-                score.update(batch["image"], batch["mask"], batch["has_mask"])
-        scores = score.compute()
+                for scorer in scorers:
+                    scorer.update(batch["image"], batch["mask"], batch["has_mask"])
+        scores = {k: v for scorer in scorers for k, v in scorer.compute().items()}
         atomic_write_text(cached, json.dumps({"key": key, "scores": scores}, indent=1))
         return scores
 
