@@ -241,26 +241,39 @@ def test_a_preset_that_would_score_elsewhere_is_refused(tmp_path, change, messag
     assert result.exit_code == 2 and message in result.output, result.output
 
 
-@pytest.mark.parametrize("name", ["cpu", "gpu"])
-def test_the_shipped_presets_plan_every_dataset_with_brats_among_them(name, monkeypatch):
+def _plan_shipped(name: str, datasets: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> list:
+    """The plans of paper, dt_low and dt_high in the shipped preset ``name`` on the shared ``datasets``."""
     from meddtfm.experiments.ablation.plan import plan_dataset
     from meddtfm.experiments.ablation.preset import load_preset
 
     from ..conftest import shared_dataset
 
-    for dataset in ("lgg", "isic2019", "brats2021-4seq"):
-        shared_dataset(dataset)
+    for dataset in datasets:
+        shared_dataset("brats2021-4seq" if dataset == "brats2021" else dataset)
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the presets' roots are relative to the checkout
     preset = load_preset(name)
     assert list(preset.datasets) == ["lgg", "isic2019", "brats2021"]
     names = [v.name for v in preset.variants]
-    for dataset in preset.datasets:
+    assert len(names) == len(set(names)) == 19
+    plans = []
+    for dataset in datasets:
         plan = plan_dataset(preset, preset.variants, ["paper", "dt_low", "dt_high"], dataset, [],
                             Path("/nonexistent/out"), None, None, True)
         assert plan.base.data.resolution == (128 if dataset == "brats2021" and name == "gpu" else 64)
         assert {k for k, _ in plan.runs} == {"paper", "dt_low", "dt_high"}
         weights = {v: plan.runs[(v, 0)].cfg.flow.dt_weights for v in ("paper", "dt_low", "dt_high")}
         assert weights == {"paper": [0.5] * 4, "dt_low": [0.1] * 4, "dt_high": [2.0] * 4}
-    assert len(names) == len(set(names)) == 19
-    brats = plan.base.data
+        plans.append(plan)
+    return plans
+
+
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_the_shipped_presets_plan_every_dataset_with_brats_among_them(name, monkeypatch):
+    _plan_shipped(name, ("lgg", "isic2019"), monkeypatch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_the_shipped_presets_plan_brats_on_all_twelve_cases(name, monkeypatch):
+    brats = _plan_shipped(name, ("brats2021",), monkeypatch)[0].base.data
     assert brats.modalities == ["flair", "t1", "t1ce", "t2"], "the four sequences by default"

@@ -121,21 +121,32 @@ def test_a_preset_scored_on_validation_is_refused(tmp_path):
     assert result.exit_code == 2 and "reports the real test split" in result.output, result.output
 
 
-@pytest.mark.parametrize("name", ["cpu", "gpu"])
-def test_the_shipped_presets_resolve_on_the_shared_data(name, monkeypatch):
+def _shipped(name: str, datasets: str, monkeypatch: pytest.MonkeyPatch) -> list:
+    """The plans of the shipped preset ``name`` on the shared ``datasets`` (comma-separated)."""
     from meddtfm.experiments.utility import Utility
 
     from ..conftest import shared_dataset
 
-    for dataset in ("lgg", "isic2019", "brats2021-4seq"):
-        shared_dataset(dataset)
+    for dataset in datasets.split(","):
+        shared_dataset("brats2021-4seq" if dataset == "brats2021" else dataset)
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the presets' roots are relative to the checkout
-    study = Utility.prepare(name, "/nonexistent/out", None, None, [], 1)
-    assert [p.name for p in study.plans] == ["lgg", "isic2019", "brats2021"]
-    for plan in study.plans:
+    plans = Utility.prepare(name, "/nonexistent/out", datasets, None, [], 1).plans
+    assert [p.name for p in plans] == datasets.split(",")
+    for plan in plans:
         assert [g.out.parent.name + "/" + g.out.name for g in plan.generators] == [
             f"{where}/{g}" for g in ("meddtfm", "nodt", "pix2pixhd") for where in ("gen", "gen-low")]
         assert sum(len(a.runs) for a in plan.arms) == 2 * 3 + 4 * 3 * 3, "2 real-only arms, 4 arms x 3 generators"
         assert {r.cfg.train.steps for a in plan.arms for r in a.runs.values()} == {plan.data.train.steps}
-    brats = study.plans[2].data.data
+    return plans
+
+
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_the_shipped_presets_resolve_on_the_shared_data(name, monkeypatch):
+    _shipped(name, "lgg,isic2019", monkeypatch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_the_shipped_presets_resolve_on_all_twelve_brats_cases(name, monkeypatch):
+    brats = _shipped(name, "brats2021", monkeypatch)[0].data.data
     assert brats.modalities == ["flair", "t1", "t1ce", "t2"] and brats.resolution == (128 if name == "gpu" else 64)
