@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from meddtfm.augmentation import AugmentFolder, AugmentSpec, MaskVariation, augment, dataset_sources
+from meddtfm.augmentation.folder import FIELDS
 from meddtfm.checkpoint import save_weights
 from meddtfm.cli.main import cli
 from meddtfm.config import DataConfig, GANConfig, to_dict
@@ -196,6 +197,21 @@ def test_four_sequence_brats_images_are_written_as_nifti_that_trains_as_a_folder
         assert torch.equal(sample["mask"], real), "no --vary: each image's mask is its real source mask"
     real_train = build_dataset(dataclasses.replace(data, extra_train=[str(out)]), "train")
     assert len(real_train) == len(train) + 3, "the synthetic NIfTI folder joins a four-sequence training split"
+
+
+def test_a_one_class_folder_keeps_its_class_name_and_joins_the_training_split(tmp_path):
+    """LGG's class is "FLAIR abnormality": a folder without classes.txt would read as "lesion" and be refused by
+    ``data.extra_train`` (found by the first cpu utility run)."""
+    folder = AugmentFolder(tmp_path / "one", {"r": 1}, ["FLAIR abnormality"], ["gray"])
+    rows = [{"name": f"syn{i:06d}", "chunk": 0, "caption": "", "subject": f"s{i}", "kept": "yes"} for i in range(2)]
+    mask = torch.zeros(1, 8, 8)
+    mask[0, 2:5, 2:5] = 1
+    folder.write_chunk([{k: r.get(k, "") for k in FIELDS} for r in rows], [torch.zeros(1, 8, 8)] * 2, [mask] * 2)
+    assert (tmp_path / "one" / "classes.txt").read_text() == "255 FLAIR abnormality\n"
+    assert set(np.unique(np.asarray(Image.open(tmp_path / "one" / "masks" / "syn000000.png")))) == {0, 255}
+    synthetic = build_dataset(DataConfig(name="folder", root=str(tmp_path / "one"), resolution=8, val_fraction=0,
+                                         test_fraction=0), "all")
+    assert synthetic.class_names == ("FLAIR abnormality",) and torch.equal(synthetic[0]["mask"], mask)
 
 
 def test_a_float_nifti_outside_the_unit_range_is_named(tmp_path):

@@ -5,9 +5,10 @@
     OUT/images/<name>.png   the synthetic image: grey (1 channel) or RGB (3 channels), 8-bit;
     OUT/images/<name>.nii.gz  for any other channel count (four-sequence BraTS): ``S x S x C`` float32 in the
                             model's [-1, 1] scale, axis 0 = image rows, identity affine (pixel units)
-    OUT/masks/<name>.png    the mask it was drawn for (``.nii.gz``, uint8, beside a NIfTI image): 0/255, or
-                            with K > 1 classes a label map (``label_values``: BraTS's 1, 2, 4 for NCR, ED, ET)
-    OUT/classes.txt         K > 1: one "value name" line per class
+    OUT/masks/<name>.png    the mask it was drawn for (``.nii.gz``, uint8, beside a NIfTI image): 0/255 for one
+                            class, else a label map (``label_values``: BraTS's 1, 2, 4 for NCR, ED, ET)
+    OUT/classes.txt         one "value name" line per class (the generator's class names, so the folder can
+                            join its dataset's training split through ``data.extra_train``)
     OUT/channels.txt        NIfTI images: one channel name per line (flair, t1, t1ce, t2)
     OUT/captions.csv        image, caption, subject (the subject of the real mask it came from)
     OUT/manifest.csv        one row per candidate image (``FIELDS``): its source mask, reference, seed,
@@ -51,7 +52,10 @@ PNG_CHANNELS = (1, 3)
 
 
 def label_values(class_names: Sequence[str]) -> tuple[int, ...]:
-    """The label value of each class in a mask file: BraTS's own (1 NCR, 2 ED, 4 ET) for its classes, else 1..K."""
+    """The label value of each class in a mask file: 255 for a single class (a 0/255 mask), BraTS's own
+    (1 NCR, 2 ED, 4 ET) for its classes, else 1..K."""
+    if len(class_names) == 1:
+        return (255,)
     if set(class_names) <= set(BRATS_LABELS):
         return tuple(BRATS_LABELS[c] for c in class_names)
     return tuple(range(1, len(class_names) + 1))
@@ -64,10 +68,8 @@ def png_image(image: Tensor) -> Image.Image:
 
 
 def label_map(mask: Tensor, values: Sequence[int]) -> np.ndarray:
-    """One-hot ``(K, S, S)`` -> ``(S, S)`` uint8: 0/255 (K = 1) or ``values[k]`` (K > 1, later classes on top)."""
+    """One-hot ``(K, S, S)`` -> ``(S, S)`` uint8 label map, class k painted ``values[k]`` (later classes on top)."""
     m = mask.detach().cpu().numpy() > 0.5
-    if len(m) == 1:
-        return m[0].astype(np.uint8) * 255
     labels = np.zeros(m.shape[1:], np.uint8)
     for k in range(len(m)):
         labels[m[k]] = values[k]
@@ -99,8 +101,7 @@ class AugmentFolder:
         for sub in ("images", "masks"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved, json.dumps(request, indent=1, sort_keys=True))
-        if len(class_names) > 1:
-            atomic_write_text(self.out / "classes.txt", "".join(f"{v} {c}\n" for v, c in zip(self.values, class_names)))
+        atomic_write_text(self.out / "classes.txt", "".join(f"{v} {c}\n" for v, c in zip(self.values, class_names)))
         if self.nifti:
             atomic_write_text(self.out / "channels.txt", "".join(f"{c}\n" for c in channel_names))
 
