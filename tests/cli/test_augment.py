@@ -199,7 +199,7 @@ def test_four_sequence_brats_images_are_written_as_nifti_that_trains_as_a_folder
     assert len(real_train) == len(train) + 3, "the synthetic NIfTI folder joins a four-sequence training split"
 
 
-def test_a_one_class_folder_keeps_its_class_name_and_joins_the_training_split(tmp_path):
+def test_a_one_class_folder_keeps_the_class_name_that_extra_train_checks(tmp_path):
     """LGG's class is "FLAIR abnormality": a folder without classes.txt would read as "lesion" and be refused by
     ``data.extra_train`` (found by the first cpu utility run)."""
     folder = AugmentFolder(tmp_path / "one", {"r": 1}, ["FLAIR abnormality"], ["gray"])
