@@ -19,7 +19,6 @@ from meddtfm.checkpoint import save_weights
 from meddtfm.cli.main import cli
 from meddtfm.config import DataConfig, GANConfig, to_dict
 from meddtfm.data import build_dataset
-from meddtfm.data.errors import BadSampleError
 from meddtfm.evaluation.generation import load_generate
 from meddtfm.training.gan import build_baseline
 
@@ -186,15 +185,12 @@ def test_four_sequence_brats_images_are_written_as_nifti_that_trains_as_a_folder
     synthetic = build_dataset(DataConfig(name="folder", root=str(out), resolution=32, val_fraction=0,
                                          test_fraction=0), "all")
     assert synthetic.channel_names == tuple(sequences) and synthetic.class_names == ("NCR", "ED", "ET")
-    rows = _rows(out)
+    assert np.allclose(synthetic[0]["image"].numpy(), np.asarray(image.dataobj).transpose(2, 0, 1)), "as written"
     train = build_dataset(dataclasses.replace(data, augment=False), "train")
-    for k, row in enumerate(rows):
-        sample = synthetic[k]
-        expected = np.asarray(image.dataobj) if k == 0 else None
-        if expected is not None:
-            assert np.allclose(sample["image"].numpy(), expected.transpose(2, 0, 1)), "pixels as written"
-        real = train[[r.sample_id for r in train.records].index(row["source"])]["mask"]
-        assert torch.equal(sample["mask"], real), "no --vary: each image's mask is its real source mask"
+    ids = [r.sample_id for r in train.records]
+    for k, row in enumerate(_rows(out)):
+        real = train[ids.index(row["source"])]["mask"]
+        assert torch.equal(synthetic[k]["mask"], real), "no --vary: each image's mask is its real source mask"
     real_train = build_dataset(dataclasses.replace(data, extra_train=[str(out)]), "train")
     assert len(real_train) == len(train) + 3, "the synthetic NIfTI folder joins a four-sequence training split"
 
@@ -212,20 +208,6 @@ def test_a_one_class_folder_keeps_the_class_name_that_extra_train_checks(tmp_pat
     synthetic = build_dataset(DataConfig(name="folder", root=str(tmp_path / "one"), resolution=8, val_fraction=0,
                                          test_fraction=0), "all")
     assert synthetic.class_names == ("FLAIR abnormality",) and torch.equal(synthetic[0]["mask"], mask)
-
-
-def test_a_float_nifti_outside_the_unit_range_is_named(tmp_path):
-    (tmp_path / "images").mkdir()
-    nib.save(nib.Nifti1Image(np.full((8, 8, 4), 300.0, np.float32), np.eye(4)), str(tmp_path / "images" / "a.nii.gz"))
-    (tmp_path / "channels.txt").write_text("flair\nt1\nt1ce\nt2\n")
-    folder = build_dataset(DataConfig(name="folder", root=str(tmp_path), resolution=8, val_fraction=0,
-                                      test_fraction=0), "all")
-    with pytest.raises(BadSampleError, match=r"a\.nii\.gz.*must be normalised to \[-1, 1\]"):
-        folder[0]
-    (tmp_path / "channels.txt").write_text("flair\nt1\n")
-    with pytest.raises(BadSampleError, match="has 4 channels; .*channels.txt names 2"):
-        build_dataset(DataConfig(name="folder", root=str(tmp_path), resolution=8, val_fraction=0, test_fraction=0),
-                      "all")
 
 
 def test_bad_inputs_are_named(tmp_path, flow):

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import tifffile
@@ -155,3 +156,15 @@ def test_splits_group_subjects(tmp_path):
     assert all(subjects[n] for n in ("train", "val", "test")), subjects
     assert set().union(*subjects.values()) == {f"patient{i}" for i in range(5)}
     assert sum(map(len, subjects.values())) == 5, "each patient in exactly one split"
+
+
+def test_a_float_nifti_outside_the_unit_range_is_named(tmp_path):
+    (tmp_path / "images").mkdir()
+    nib.save(nib.Nifti1Image(np.full((8, 8, 4), 300.0, np.float32), np.eye(4)), str(tmp_path / "images" / "a.nii.gz"))
+    (tmp_path / "channels.txt").write_text("flair\nt1\nt1ce\nt2\n")
+    folder = build_dataset(_cfg(tmp_path, resolution=8, val_fraction=0, test_fraction=0), "all")
+    with pytest.raises(BadSampleError, match=r"a\.nii\.gz.*must be normalised to \[-1, 1\]"):
+        folder[0]
+    (tmp_path / "channels.txt").write_text("flair\nt1\n")
+    with pytest.raises(BadSampleError, match="has 4 channels; .*channels.txt names 2"):
+        build_dataset(_cfg(tmp_path, resolution=8, val_fraction=0, test_fraction=0), "all")

@@ -21,7 +21,7 @@ def is_nifti(path: str | Path) -> bool:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode a PNG / JPEG / TIFF, or a 2D NIfTI (``H x W`` or ``H x W x C``, axis 0 = image rows), into
+    """Decode a PNG / JPEG / TIFF, or a 2D NIfTI (``H x W``, ``H x W x C`` or ``H x W x 1 x C``, axis 0 = rows), into
     ``H x W x C`` (C >= 1) without changing its dtype (NIfTI: its integer type on disk, else float32)."""
     path = Path(path)
     if not path.is_file():
